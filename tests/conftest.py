@@ -1,0 +1,65 @@
+"""Shared fixtures: the built book (built once per test session) and the values its pages glue."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnbook import build as book_build
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BuiltBook:
+    """The result of one ``jupyter-book build`` of the whole book."""
+
+    def __init__(self, returncode: int):
+        self.returncode = returncode
+        self.html = book_build.HTML
+        self.executed = book_build.EXECUTED
+
+    def notebook(self, page: str) -> dict:
+        """The executed notebook of ``book/<page>.md`` as the build left it."""
+        path = self.executed / "book" / f"{page}.ipynb"
+        assert path.is_file(), f"book/{page}.md was not executed by the build (no {path})"
+        nb = json.loads(path.read_text())
+        errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"book/{page}.md raised {errors[0]['ename']}: {errors[0]['evalue']}"
+        return nb
+
+    def glued(self, page: str) -> dict:
+        """Every value the page stored with ``myst_nb.glue(name, value)``, parsed back to Python."""
+        values = {}
+        for cell in self.notebook(page)["cells"]:
+            for out in cell.get("outputs", []):
+                meta = out.get("metadata", {}).get("scrapbook")
+                if not meta:
+                    continue
+                text = out["data"].get(meta["mime_prefix"] + "text/plain")
+                if text is None:
+                    continue
+                try:
+                    values[meta["name"]] = ast.literal_eval(text)
+                except (ValueError, SyntaxError):
+                    values[meta["name"]] = text
+        return values
+
+    def text(self, page: str) -> str:
+        """All text a page's code cells printed or displayed, joined."""
+        parts = []
+        for cell in self.notebook(page)["cells"]:
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "stream":
+                    parts.append("".join(out["text"]))
+                elif "data" in out and "text/plain" in out["data"]:
+                    parts.append("".join(out["data"]["text/plain"]))
+        return "\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def book() -> BuiltBook:
+    """Build the book once (executing only pages that changed, thanks to jupyter-cache)."""
+    return BuiltBook(book_build.build(quiet=True))
