@@ -15,6 +15,8 @@ packages that the set-up (``make book`` / ``make test``) installs:
   and its last 1,000 are test images; each set is then put in a fixed shuffled order
   (``numpy.random.default_rng(FASHION_SPLIT_SEED)``) so that classes are mixed as in
   ``load_data()``.  Fashion-MNIST numbers in this book are on this split, not Zalando's.
+  The package repeats a few images, as the original dataset does: 12 of the 10,000 test
+  images also occur among the training images.
 
 Each loader converts once, caches the arrays (``.npz``, written to a temporary file and then
 renamed, so an interrupted or failed write never leaves a half-written cache), and checks
