@@ -1,0 +1,177 @@
+"""Measure the book build and the training pages on this machine.
+
+Usage (from the project folder, after `make book` has set up .venv and the datasets):
+
+    .venv/bin/python benchmarks/book_build.py            # cold + warm build into a temporary folder
+    .venv/bin/python benchmarks/book_build.py --keep     # keep that folder (its path is printed)
+
+It measures
+
+* a cold build: `python -m cnnbook.build` into an empty temporary CNNBOOK_BUILD_PATH, so the
+  jupyter execution cache is empty and every page executes;
+* a warm rebuild: the same command again with nothing changed (jupyter-cache serves every page);
+* for each training page: the seconds its notebook took to execute (as jupyter-cache recorded
+  them in the cold build) and the test accuracies the page glued.
+
+and writes benchmarks/results.md (a small table) and benchmarks/results.json, both with the date
+and the machine (nproc, CPU model, load average before the run). This is a measurement, not a
+test: nothing here passes or fails on time. Timings are meaningful only on an otherwise idle
+machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT_MD = ROOT / "benchmarks" / "results.md"
+OUT_JSON = ROOT / "benchmarks" / "results.json"
+
+# Training pages and the glued values that report their test accuracies.
+TRAINING_PAGES = {
+    "mnist-cnn": ["port_accuracy", "improved_accuracy"],
+    "dense-vs-cnn": ["net1_accuracy", "net2_accuracy", "net2_scaled_accuracy", "improved_accuracy"],
+}
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "loadavg_before": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+    }
+
+
+def timed_build(build_path: Path) -> tuple[float, int]:
+    env = dict(os.environ, CNNBOOK_BUILD_PATH=str(build_path),
+               TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    start = time.perf_counter()
+    code = subprocess.call([sys.executable, "-m", "cnnbook.build"], cwd=ROOT, env=env)
+    return time.perf_counter() - start, code
+
+
+def glued_values(notebook: Path) -> dict:
+    """The values a page stored with myst_nb.glue, read from its executed notebook."""
+    values = {}
+    nb = json.loads(notebook.read_text())
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            meta = out.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            text = out.get("data", {}).get(meta["mime_prefix"] + "text/plain")
+            if text is None:
+                continue
+            try:
+                values[meta["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[meta["name"]] = text
+    return values
+
+
+def execution_seconds(build_dir: Path) -> dict[str, float]:
+    """Seconds each page took to execute, as jupyter-cache recorded them (keyed by page name)."""
+    from jupyter_cache import get_cache
+
+    cache_path = build_dir / ".jupyter_cache"
+    if not cache_path.is_dir():
+        return {}
+    seconds = {}
+    for record in get_cache(cache_path).list_cache_records():
+        value = (record.data or {}).get("execution_seconds")
+        if value is not None:
+            seconds[Path(record.uri).stem] = float(value)
+    return seconds
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", action="store_true", help="keep the temporary build folder")
+    args = parser.parse_args(argv)
+
+    info = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+    build_path = Path(tempfile.mkdtemp(prefix="cnnbook-bench-"))
+    build_dir = build_path / "_build"
+    try:
+        print(f"cold build into {build_path} (empty execution cache) ...", flush=True)
+        cold, cold_code = timed_build(build_path)
+        print(f"warm rebuild (nothing changed) ...", flush=True)
+        warm, warm_code = timed_build(build_path)
+        info["cold_build_seconds"] = round(cold, 1)
+        info["cold_build_exit_code"] = cold_code
+        info["warm_build_seconds"] = round(warm, 1)
+        info["warm_build_exit_code"] = warm_code
+
+        seconds = execution_seconds(build_dir)
+        pages = {}
+        for page, names in TRAINING_PAGES.items():
+            notebook = build_dir / "jupyter_execute" / "book" / f"{page}.ipynb"
+            entry = {"execution_seconds": seconds.get(page), "accuracies": {}}
+            if notebook.is_file():
+                glued = glued_values(notebook)
+                entry["accuracies"] = {name: glued.get(name) for name in names}
+                entry["training_seconds"] = {k: v for k, v in glued.items() if k.endswith("_seconds")}
+            else:
+                entry["error"] = f"{notebook} does not exist: the page did not execute"
+            pages[page] = entry
+        info["training_pages"] = pages
+    finally:
+        if args.keep:
+            print(f"build kept in {build_path}")
+        else:
+            shutil.rmtree(build_path, ignore_errors=True)
+
+    OUT_JSON.write_text(json.dumps(info, indent=2) + "\n")
+    OUT_MD.write_text(markdown(info))
+    print(OUT_MD.read_text())
+    return 0 if cold_code == 0 and warm_code == 0 else 1
+
+
+def markdown(info: dict) -> str:
+    m = info["machine"]
+    load = ", ".join(f"{x:.2f}" for x in m["loadavg_before"]) if m["loadavg_before"] else "n/a"
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Measured {info['date']} with `benchmarks/book_build.py` on {m['nproc']} CPU(s), {m['cpu']} "
+        f"(load average before the run: {load}).",
+        "",
+        "| what | seconds | result |",
+        "| --- | ---: | --- |",
+        f"| cold build (empty execution cache) | {info['cold_build_seconds']:.0f} | exit code {info['cold_build_exit_code']} |",
+        f"| warm rebuild (nothing changed) | {info['warm_build_seconds']:.0f} | exit code {info['warm_build_exit_code']} |",
+    ]
+    for page, entry in info["training_pages"].items():
+        secs = entry.get("execution_seconds")
+        shown = f"{secs:.0f}" if secs is not None else "n/a"
+        if "error" in entry:
+            result = entry["error"]
+        else:
+            result = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                               for k, v in entry["accuracies"].items())
+        lines.append(f"| page `{page}` (execution) | {shown} | {result} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,47 @@
+"""nbgrader's configuration for this course (read by every `nbgrader ...` command run from this folder).
+
+Course folders (nbgrader's names -> this project's names):
+  source     -> solutions/   source notebooks: reference solutions, visible and hidden tests
+  release    -> exercises/   student notebooks, made by `nbgrader generate_assignment <ps> --force`
+  submitted/, autograded/, feedback/   nbgrader's default names (not in git)
+See book/instructors.md for the one command per step.
+"""
+
+import os
+from pathlib import Path
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades, NbGraderPreprocessor
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+ROOT = Path(__file__).resolve().parent
+c.CourseDirectory.root = str(ROOT)
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+
+# The gradebook: SQLite in the course folder by default. For a shared server, put any SQLAlchemy URL
+# in the environment, e.g. NBGRADER_DB_URL=postgresql://grader:secret@dbhost/cnn_course
+# (PostgreSQL needs the psycopg2 package in the environment that runs nbgrader).
+c.CourseDirectory.db_url = os.environ.get("NBGRADER_DB_URL", f"sqlite:///{ROOT / 'gradebook.db'}")
+
+# Grading runs each notebook top to bottom; ps3's hidden test trains a model (capped at 150 s),
+# so a cell may take longer than nbgrader's default 30 s.
+c.Execute.timeout = 300
+
+
+class HideTracebacks(NbGraderPreprocessor):
+    """Feedback shows a failed test's message, not its traceback (which would quote hidden test lines)."""
+
+    def preprocess_cell(self, cell, resources, index):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                output["traceback"] = [f"{output['ename']}: {output['evalue']}"]
+        return cell, resources
+
+
+# Feedback: grades first, then remove hidden tests and their tracebacks from what students see.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTracebacks, CSSHTMLHeaderPreprocessor]

@@ -1,0 +1,58 @@
+"""book/dense-vs-cnn.md: seed 002's dense net1 and convolutional net2 on Fashion-MNIST, and a better CNN."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PAGE = "dense-vs-cnn"
+
+
+@pytest.fixture(scope="module")
+def glued(book):
+    return book.glued(PAGE)
+
+
+def test_parameter_counts_as_in_seed(glued):
+    assert glued["net1_params"] == 1_149_010 == 784 * 500 + 500 + 3 * (500 * 500 + 500) + 500 * 10 + 10
+    assert glued["net2_params"] == 14_590 == (2 * 2 * 1 * 30 + 30) + (2 * 2 * 30 * 30 + 30) + (1080 * 10 + 10)
+
+
+def test_parameter_ratio(glued):
+    np.testing.assert_allclose(glued["param_ratio"], 14590 / 1149010, rtol=1e-12)
+    np.testing.assert_allclose(glued["param_ratio"], 0.0127, atol=5e-5)  # the seed prints 0.012697887746842934
+
+
+def test_layer_by_layer_shapes(glued):
+    assert glued["net2_shapes"] == [[28, 28, 1], [27, 27, 30], [13, 13, 30], [12, 12, 30], [6, 6, 30], [1080], [10]]
+
+
+def test_shapes_directly_in_tensorflow():
+    """Independent check: the same layers on a small batch give the seed's shapes."""
+    keras = pytest.importorskip("keras")
+    L = keras.layers
+    x = np.zeros((2, 28, 28, 1), dtype="float32")
+    shapes = []
+    for layer in (L.Conv2D(30, (2, 2)), L.MaxPool2D(), L.Conv2D(30, (2, 2)), L.MaxPool2D(), L.Flatten(), L.Dense(10)):
+        x = layer(x)
+        shapes.append(tuple(x.shape))
+    assert shapes == [(2, 27, 27, 30), (2, 13, 13, 30), (2, 12, 12, 30), (2, 6, 6, 30), (2, 1080), (2, 10)]
+
+
+def test_accuracies(glued):
+    assert glued["net1_accuracy"] >= 0.80, glued["net1_accuracy"]
+    assert glued["net2_accuracy"] >= 0.85, glued["net2_accuracy"]
+    assert glued["net2_scaled_accuracy"] >= 0.87, glued["net2_scaled_accuracy"]
+    assert glued["improved_accuracy"] >= 0.91, glued["improved_accuracy"]
+    assert glued["improved_errors"] == round((1 - glued["improved_accuracy"]) * 10_000)
+
+
+def test_page_shows_the_numbers(book, glued):
+    text = book.text(PAGE)
+    for shape in ("(8, 27, 27, 30)", "(8, 13, 13, 30)", "(8, 12, 12, 30)", "(8, 6, 6, 30)", "(8, 1080)", "(8, 10)"):
+        assert shape in text
+    assert "1,149,010" in text and "14,590" in text
+    assert "0.0127" in text
+    assert f"{glued['net2_accuracy']:.4f}" in text and f"{glued['improved_accuracy']:.4f}" in text

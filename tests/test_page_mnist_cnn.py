@@ -1,0 +1,85 @@
+"""book/mnist-cnn.md: seed 001's CNN ported to Keras 3 and an improved CNN, trained on real MNIST."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PAGE = "mnist-cnn"
+
+# Seed 001's network: conv 3x3x1x32, conv 3x3x32x64, dense 3136-256, 256-256, 256-10.
+EXPECTED_PARAMS = {
+    "params_conv1": 3 * 3 * 1 * 32 + 32,
+    "params_conv2": 3 * 3 * 32 * 64 + 64,
+    "params_dense1": 7 * 7 * 64 * 256 + 256,
+    "params_dense2": 256 * 256 + 256,
+    "params_logits": 256 * 10 + 10,
+}
+
+
+@pytest.fixture(scope="module")
+def glued(book):
+    return book.glued(PAGE)
+
+
+def test_parameter_counts(glued):
+    assert EXPECTED_PARAMS == {"params_conv1": 320, "params_conv2": 18_496, "params_dense1": 803_072,
+                               "params_dense2": 65_792, "params_logits": 2_570}
+    for name, count in EXPECTED_PARAMS.items():
+        assert glued[name] == count, name
+    assert glued["params_total"] == 890_250 == sum(EXPECTED_PARAMS.values())
+
+
+def test_parameter_counts_match_keras_directly():
+    """Independent check: Keras builds the same network with the same counts."""
+    keras = pytest.importorskip("keras")
+    L = keras.layers
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(32, 3, padding="same", activation="relu"), L.MaxPooling2D(2, padding="same"),
+        L.Conv2D(64, 3, padding="same", activation="relu"), L.MaxPooling2D(2, padding="same"),
+        L.Flatten(), L.Dense(256, activation="relu"), L.Dropout(0.25),
+        L.Dense(256, activation="relu"), L.Dropout(0.25), L.Dense(10),
+    ])
+    counts = [layer.count_params() for layer in model.layers if layer.count_params()]
+    assert counts == list(EXPECTED_PARAMS.values())
+    assert model.count_params() == 890_250
+
+
+def test_port_reaches_990(glued):
+    assert glued["port_accuracy"] >= 0.990, f"the port reached only {glued['port_accuracy']:.4f}"
+    assert glued["port_epochs"] == 5
+
+
+def test_improved_reaches_993(glued):
+    assert glued["improved_accuracy"] >= 0.993, f"the improved network reached only {glued['improved_accuracy']:.4f}"
+    assert glued["improved_accuracy"] > glued["port_accuracy"]
+
+
+@pytest.mark.parametrize("model", ["port", "improved"])
+def test_misclassified_count_matches_accuracy(glued, model):
+    errors = glued[f"{model}_errors"]
+    assert errors == round((1 - glued[f"{model}_accuracy"]) * 10_000)
+    matrix = np.array(glued[f"{model}_confusion"])
+    assert matrix.shape == (10, 10)
+    assert matrix.sum() - np.trace(matrix) == errors
+    # Each row counts the test images of one digit: MNIST's test set has these many per digit.
+    np.testing.assert_array_equal(matrix.sum(axis=1), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+
+
+def test_training_budget_is_reported(glued):
+    for model in ("port", "improved"):
+        assert glued[f"{model}_seconds"] > 0
+        curve = glued[f"{model}_loss_curve"]
+        assert len(curve) == glued[f"{model}_epochs"]
+        assert curve[-1] < curve[0], f"the {model}'s training loss did not fall"
+
+
+def test_page_shows_the_numbers(book, glued):
+    text = book.text(PAGE)
+    assert "890,250" in text
+    assert f"{glued['port_accuracy']:.4f}" in text
+    assert f"{glued['improved_accuracy']:.4f}" in text
+    assert "0.9851" in text  # seed 001's reported accuracy, in the summary table
