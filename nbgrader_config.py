@@ -28,6 +28,11 @@ c.CourseDirectory.feedback_directory = "feedback"
 # (PostgreSQL needs the psycopg2 package in the environment that runs nbgrader).
 c.CourseDirectory.db_url = os.environ.get("NBGRADER_DB_URL", f"sqlite:///{ROOT / 'gradebook.db'}")
 
+# `nbgrader generate_assignment <ps> --force` records a new assignment in the gradebook, and
+# `nbgrader autograde <ps>` adds students it has not seen (their folder name in submitted/ is their id).
+c.GenerateAssignment.create_assignment = True
+c.Autograde.create_student = True
+
 # Grading runs each notebook top to bottom; ps3's hidden test trains a model (capped at 150 s),
 # so a cell may take longer than nbgrader's default 30 s.
 c.Execute.timeout = 300

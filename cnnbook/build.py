@@ -3,11 +3,18 @@
 Runs Jupyter Book 1 with warnings as errors. Pages execute through jupyter-cache, so a build
 with nothing changed executes no notebook. When a page fails to execute, its traceback is
 printed from ``_build/html/reports`` so the failure is readable in a terminal or CI log.
+
+After a successful build every page in ``_toc.yml`` written from markdown is also published as a
+clean notebook (no outputs) at ``_build/html/_sources/<page>.ipynb``, and its download button
+offers it: students can open any page in Jupyter. (sphinx-book-theme alone offers an .ipynb only
+for MyST-NB pages, and then the executed one with all its outputs; plain markdown pages get none.)
 """
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,10 +40,125 @@ def build(quiet: bool = False) -> int:
             if report in seen:
                 continue
             seen.add(report)
-            print(f"\n===== execution report: {report.relative_to(ROOT)} =====", file=sys.stderr)
+            shown = report.relative_to(ROOT) if report.is_relative_to(ROOT) else report  # CNNBOOK_BUILD_PATH
+            print(f"\n===== execution report: {shown} =====", file=sys.stderr)
             print(report.read_text(errors="replace")[-8000:], file=sys.stderr)
         print("error: the book did not build (see the warnings or execution reports above).", file=sys.stderr)
+    else:
+        remove_repeated_inline_scripts()
+        publish_notebooks()
     return code
+
+
+_INLINE_SCRIPT = re.compile(r"^[ \t]*<script>(?P<body>[^<]*)</script>\n", re.M)
+
+
+def remove_repeated_inline_scripts() -> int:
+    """Drop the second copy of each inline ``<script>`` in every page; return how many pages changed.
+
+    Sphinx 7.4 writes an inline script that an extension registers after the builder starts twice
+    (once as registered, once more when writing begins). sphinx-thebe's is ``const THEBE_JS_URL =
+    ...``, so its second copy is a JavaScript error in the console of every page.
+    """
+    changed = 0
+    for page in HTML.rglob("*.html"):
+        text = page.read_text()
+        seen = set()
+
+        def keep_first(match):
+            if match["body"] in seen:
+                return ""
+            seen.add(match["body"])
+            return match.group(0)
+
+        new = _INLINE_SCRIPT.sub(keep_first, text)
+        if new != text:
+            page.write_text(new)
+            changed += 1
+    return changed
+
+
+def toc_files(toc: Path = ROOT / "_toc.yml") -> list[str]:
+    """Every file named in ``_toc.yml`` (root first, then in reading order), without suffix."""
+    import yaml
+
+    files = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    name = node[key]
+                    files.append(name.rsplit(".", 1)[0] if name.endswith((".md", ".ipynb")) else name)
+            for value in node.values():
+                if isinstance(value, (list, dict)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(yaml.safe_load(toc.read_text()))
+    return files
+
+
+# The theme's download dropdown: one <li> per entry; the .md entry links ``_sources/<page>.md``.
+_SOURCE_ENTRY = re.compile(
+    r'<li><a href="(?P<prefix>[^"]*_sources/)(?P<page>[^"]+)\.md"[^>]*class="[^"]*btn-download-source-button[^"]*".*?</li>',
+    re.S)
+_NOTEBOOK_ENTRY = """<li><a href="{href}" target="_blank"
+   class="btn btn-sm btn-download-notebook-button dropdown-item"
+   title="Download notebook file"
+   data-bs-placement="left" data-bs-toggle="tooltip"
+>
+<span class="btn__icon-container">
+  <i class="fas fa-code"></i>
+  </span>
+<span class="btn__text-container">.ipynb</span>
+</a>
+</li>
+"""
+
+
+def clean_notebook(source: Path):
+    """``source`` (a MyST markdown page) as a notebook with no outputs, validated by nbformat."""
+    import jupytext
+    import nbformat
+
+    # Every page is MyST: only {code-cell} blocks are code (a plain ```bash block stays text).
+    nb = jupytext.read(source, fmt="md:myst")
+    nb.metadata.pop("jupytext", None)  # a plain notebook, not one paired with a text file
+    nb.metadata.setdefault("kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"})
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.validate(nb)
+    return nb
+
+
+def publish_notebooks() -> list[Path]:
+    """Write ``_sources/<page>.ipynb`` for every markdown page of the built site; link it from the page."""
+    import nbformat
+
+    written = []
+    for page in toc_files():
+        source = ROOT / f"{page}.md"
+        page_html = HTML / f"{page}.html"
+        if not source.is_file() or not page_html.is_file():
+            continue  # an .ipynb page offers itself already; a page the build did not write has no button
+        target = HTML / "_sources" / f"{page}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(clean_notebook(source), target)
+        written.append(target)
+        text = page_html.read_text()
+        if "btn-download-notebook-button" in text:
+            continue  # the theme linked _sources/<page>.ipynb itself (MyST-NB pages): now the clean one
+        match = _SOURCE_ENTRY.search(text)
+        if match is None:
+            print(f"warning: {page_html} has no download button for its .md source; not adding the .ipynb", file=sys.stderr)
+            continue
+        href = html.escape(f"{match['prefix']}{match['page']}.ipynb")
+        page_html.write_text(text[:match.start()] + _NOTEBOOK_ENTRY.format(href=href) + text[match.start():])
+    return written
 
 
 if __name__ == "__main__":

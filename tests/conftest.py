@@ -31,20 +31,29 @@ class BuiltBook:
         return nb
 
     def glued(self, page: str) -> dict:
-        """Every value the page stored with ``myst_nb.glue(name, value)``, parsed back to Python."""
+        """Every value the page stored with ``myst_nb.glue(name, value)``, parsed back to Python.
+
+        myst-nb 1.x moves glued outputs out of the executed notebook into ``<page>.glue.json``;
+        both places are read.
+        """
+        outputs = [o for c in self.notebook(page)["cells"] for o in c.get("outputs", [])]
+        glue_file = self.executed / "book" / f"{page}.glue.json"
+        if glue_file.is_file():
+            outputs += json.loads(glue_file.read_text()).values()
         values = {}
-        for cell in self.notebook(page)["cells"]:
-            for out in cell.get("outputs", []):
-                meta = out.get("metadata", {}).get("scrapbook")
-                if not meta:
-                    continue
-                text = out["data"].get(meta["mime_prefix"] + "text/plain")
-                if text is None:
-                    continue
-                try:
-                    values[meta["name"]] = ast.literal_eval(text)
-                except (ValueError, SyntaxError):
-                    values[meta["name"]] = text
+        for out in outputs:
+            meta = out.get("metadata", {}).get("scrapbook")
+            if not meta:
+                continue
+            data = out.get("data", {})
+            text = data.get(meta["mime_prefix"] + "text/plain", data.get("text/plain"))
+            if text is None:
+                continue
+            text = "".join(text) if isinstance(text, list) else text
+            try:
+                values[meta["name"]] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                values[meta["name"]] = text
         return values
 
     def text(self, page: str) -> str:

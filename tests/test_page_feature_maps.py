@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import json
-
 import numpy as np
 import pytest
 
@@ -15,11 +12,6 @@ PAGE = "feature-maps"
 @pytest.fixture(scope="module")
 def glued(book):
     values = book.glued(PAGE)
-    # myst-nb 1.x moves glued outputs out of the executed notebook into <page>.glue.json
-    path = book.executed / "book" / f"{PAGE}.glue.json"
-    if path.is_file():
-        for name, out in json.loads(path.read_text()).items():
-            values.setdefault(name, ast.literal_eval(out["data"]["text/plain"]))
     assert values, f"book/{PAGE}.md glued no values"
     return values
 

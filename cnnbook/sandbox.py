@@ -1,0 +1,444 @@
+"""Run students' notebooks in a sandboxed kernel when nbgrader autogrades them.
+
+nbgrader executes each submission with the grader's own rights: without this module a
+notebook can read ``gradebook.db`` and ``solutions/``, reach the network, or leave a process
+behind that edits grades later. This module provides
+
+* the ``cnnbook-sandbox`` Jupyter kernel (``python -m cnnbook.sandbox install``): its launcher
+  drops to the unprivileged user ``nobody`` when started as root, sets resource limits
+  (address space, CPU seconds, processes/threads, file size, open files) and starts ipykernel
+  inside bubblewrap with no network, a read-only root, private ``/tmp`` and ``$HOME``, the course
+  folder hidden (only the Python environment, the ``cnnbook`` package, the dataset cache and the
+  notebook's own folder are visible), in a new pid namespace that dies with its parent;
+* :func:`configure`, called from ``nbgrader_config.py``, which makes plain ``nbgrader autograde``
+  use that kernel, survive cells that hang or kill their kernel (scores of the other cells are
+  kept), cap the bytes of output saved in the graded notebook, and restore deleted test cells.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+KERNEL_NAME = "cnnbook-sandbox"
+NOBODY = 65534
+ENV_COURSE = "CNNBOOK_SANDBOX_COURSE_ROOT"
+ENV_LIMITS = "CNNBOOK_SANDBOX_LIMITS"
+
+# Per kernel. Measured for ps3 (TensorFlow import + a short Keras training run on 2 cores):
+# about 3.5 GB of address space reserved and about 40 threads; the limits leave a wide margin.
+DEFAULT_LIMITS = {
+    "address_space_mb": 8192,  # RLIMIT_AS (TensorFlow reserves a lot of virtual memory)
+    "cpu_seconds": 600,  # RLIMIT_CPU of the kernel process (all its threads together)
+    "processes": 256,  # RLIMIT_NPROC: processes *and threads* of the sandbox user
+    "file_size_mb": 256,  # RLIMIT_FSIZE: largest file the kernel may write
+    "open_files": 1024,  # RLIMIT_NOFILE
+}
+
+
+class SandboxError(RuntimeError):
+    """The sandbox cannot be set up; the message says what is wrong and how to fix it."""
+
+
+# --------------------------------------------------------------------------- kernelspec
+
+
+def kernel_spec() -> dict:
+    return {
+        "argv": [sys.executable, "-m", "cnnbook.sandbox", "launch", "{connection_file}"],
+        "display_name": "Python 3 (cnnbook grading sandbox)",
+        "language": "python",
+        # Interrupts as messages: the launcher is not the kernel, a signal to it would be lost.
+        "interrupt_mode": "message",
+        "metadata": {"debugger": False},
+    }
+
+
+def kernel_dir(prefix: str | os.PathLike | None = None) -> Path:
+    return Path(prefix or sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
+
+
+def install(prefix: str | os.PathLike | None = None) -> Path:
+    """Write ``kernel.json`` into ``<prefix>/share/jupyter/kernels/cnnbook-sandbox`` (idempotent)."""
+    folder = kernel_dir(prefix)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "kernel.json"
+    text = json.dumps(kernel_spec(), indent=1) + "\n"
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def bwrap_problem() -> str | None:
+    """``None`` when bubblewrap can start a sandbox here, else what is wrong and how to fix it."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return (
+            "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. "
+            "Fix: install it (Debian/Ubuntu: apt-get install bubblewrap), or, only if every "
+            "submission is trusted, call configure(c, root, require_sandbox=False) in nbgrader_config.py."
+        )
+    cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *_unshare(),
+           "--die-with-parent", *_drop_privileges(), "true"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not be started ({exc})."
+    if done.returncode != 0:
+        return (
+            f"bubblewrap is installed but cannot create a sandbox here: {done.stderr.strip()} "
+            "Fix: allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1, "
+            "or in a container run it with --security-opt seccomp=unconfined / --privileged)."
+        )
+    return None
+
+
+# --------------------------------------------------------------------------- launcher
+
+
+def _unshare() -> list[str]:
+    # As root, no user namespace: it would map only uid 0, and setpriv could not become nobody.
+    if os.geteuid() == 0:
+        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    return ["--unshare-all"]
+
+
+def _drop_privileges() -> list[str]:
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--"]
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent (nbgrader) goes away."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _limits() -> dict:
+    limits = dict(DEFAULT_LIMITS)
+    if os.environ.get(ENV_LIMITS):
+        limits.update(json.loads(os.environ[ENV_LIMITS]))
+    return limits
+
+
+def _set_limits(limits: dict) -> None:
+    mb = 1024 * 1024
+    pairs = [
+        (resource.RLIMIT_AS, limits["address_space_mb"] * mb),
+        (resource.RLIMIT_CPU, limits["cpu_seconds"]),
+        (resource.RLIMIT_NPROC, limits["processes"]),
+        (resource.RLIMIT_FSIZE, limits["file_size_mb"] * mb),
+        (resource.RLIMIT_NOFILE, limits["open_files"]),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    for which, value in pairs:
+        resource.setrlimit(which, (int(value), int(value)))
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def sandbox_command(connection_fd: int, kernel_args: list[str], cwd: Path, socket_dir: Path,
+                    course_root: Path | None, data_fds: dict[str, int]) -> list[str]:
+    """The full command line: bubblewrap, the privilege drop inside it, then ipykernel.
+
+    As root, bubblewrap sets up the mounts (it can read the grader's files to bind them), then
+    ``setpriv`` inside the sandbox becomes ``nobody`` with no capabilities before Python starts:
+    a user namespace alone would keep the host uid 0 and read root-owned files.
+    """
+    bwrap = shutil.which("bwrap") or "/usr/bin/bwrap"
+    cmd = [
+        bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+        *_unshare(), "--die-with-parent", "--new-session",
+        "--size", str(256 * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp",
+        "--tmpfs", "/root",  # the grader's home
+    ]
+    base = Path(sys.base_prefix).resolve()  # the Python the venv is made from (pyenv keeps it in /root)
+    if _inside(base, Path("/root")):
+        cmd += ["--ro-bind", str(base), str(base)]
+    # Hide the course folder (gradebook.db, solutions/, other students' work) and bind back
+    # only what the kernel needs, read-only.
+    if course_root is not None and course_root != Path("/"):
+        cmd += ["--tmpfs", str(course_root)]
+        import cnnbook
+
+        needed = {Path(sys.prefix).resolve(), Path(cnnbook.__file__).resolve().parent}
+        data = _data_dir()
+        for path in sorted(needed):
+            if _inside(path, course_root):
+                cmd += ["--ro-bind", str(path), str(path)]
+        if _inside(data, course_root) and data.is_dir():
+            cmd += ["--ro-bind", str(data), str(data)]
+    for dest, fd in data_fds.items():  # dataset files only root may read: readable copies
+        cmd += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
+    cmd += ["--bind", str(cwd), str(cwd), "--bind", str(socket_dir), str(socket_dir),
+            "--perms", "0444", "--ro-bind-data", str(connection_fd), "/tmp/.kernel.json", "--chdir", str(cwd)]
+    cmd += _drop_privileges() + [sys.executable, "-m", "ipykernel_launcher", "-f", "/tmp/.kernel.json", *kernel_args]
+    return cmd
+
+
+def _data_dir() -> Path:
+    """The dataset cache the grader uses (``cnnbook.data.cache_dir()``), shown read-only to the kernel."""
+    from cnnbook.data import cache_dir
+
+    return Path(cache_dir()).resolve()
+
+
+def _kernel_env(course_root: Path | None) -> dict:
+    keep = ("LANG", "LC_ALL", "TZ", "NBGRADER_EXECUTION", "TF_CPP_MIN_LOG_LEVEL",
+            "TF_ENABLE_ONEDNN_OPTS", "PYDEVD_DISABLE_FILE_VALIDATION", "CNNBOOK_DATA_DIR")
+    env = {k: os.environ[k] for k in keep if k in os.environ}
+    env.update({
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": "/tmp/.matplotlib",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    })
+    env.setdefault("LANG", "C.UTF-8")
+    env["CNNBOOK_DATA_DIR"] = str(_data_dir())
+    # Deliberately absent: JPY_PARENT_PID (pids differ inside the sandbox), NBGRADER_DB_URL
+    # (may hold a database password) and anything else of the grader's environment.
+    return env
+
+
+def launch(argv: list[str]) -> int:
+    """Entry point of the kernelspec: ``launch <connection_file> [ipykernel args...]``."""
+    _die_with_parent()
+    if not argv:
+        print("usage: python -m cnnbook.sandbox launch <connection_file> [kernel args]", file=sys.stderr)
+        return 2
+    connection_file, kernel_args = Path(argv[0]), argv[1:]
+    info = json.loads(connection_file.read_text())
+    if info.get("transport") != "ipc":
+        print("cnnbook-sandbox: the kernel has no network, so it needs IPC transport. Fix: use "
+              "cnnbook.sandbox.configure(c, root) in nbgrader_config.py (it sets this up).", file=sys.stderr)
+        return 2
+    socket_dir = Path(info["ip"]).parent
+    socket_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        os.chown(socket_dir, NOBODY, NOBODY)
+    cwd = Path.cwd().resolve()
+    root = os.environ.get(ENV_COURSE)
+    course_root = Path(root).resolve() if root else None
+    if os.geteuid() == 0 and cwd.stat().st_uid == 0:
+        os.chown(cwd, NOBODY, NOBODY)  # the notebook's own folder is the one writable place
+    fds = [os.open(connection_file, os.O_RDONLY)]
+    data_fds: dict[str, int] = {}
+    data = _data_dir()
+    if os.geteuid() == 0 and data.is_dir():
+        for f in sorted(data.glob("*.npz")):
+            if not f.stat().st_mode & 0o004:
+                data_fds[str(f)] = os.open(f, os.O_RDONLY)
+                fds.append(data_fds[str(f)])
+    cmd = sandbox_command(fds[0], kernel_args, cwd, socket_dir, course_root, data_fds)
+    limits = _limits()
+    proc = subprocess.Popen(cmd, env=_kernel_env(course_root), pass_fds=fds, stdout=subprocess.DEVNULL,
+                            preexec_fn=lambda: _set_limits(limits))
+    for fd in fds:
+        os.close(fd)
+
+    def forward(signum, _frame):
+        proc.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    code = proc.wait()
+    for sock in socket_dir.glob(Path(info["ip"]).name + "-*"):
+        sock.unlink(missing_ok=True)
+    return code
+
+
+# --------------------------------------------------------------------------- nbgrader side
+
+
+def _preprocessors():
+    """nbgrader preprocessors defined lazily (nbgrader is imported only when grading)."""
+    import asyncio
+
+    from nbclient.exceptions import DeadKernelError
+    from nbformat.notebooknode import NotebookNode
+    from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+    from traitlets import Bool, Integer, Unicode
+
+    class SandboxedExecute(Execute):
+        """nbgrader's Execute in the sandbox kernel; a hung or dead kernel costs one cell, not the notebook."""
+
+        sandbox_kernel = Unicode(KERNEL_NAME).tag(config=True)
+        # After a hung cell's kernel is replaced, its output stream never ends: do not fail the notebook.
+        raise_on_iopub_timeout = Bool(False).tag(config=True)
+
+        def create_kernel_manager(self):
+            self.kernel_name = self.sandbox_kernel  # ignore the kernelspec the student's notebook names
+            km = super().create_kernel_manager()
+            km.transport = "ipc"
+            folder = Path(tempfile.gettempdir()) / f"cnnbook-kernel-{secrets.token_hex(8)}"
+            km.ip = str(folder / "k")
+            self._socket_dirs = getattr(self, "_socket_dirs", []) + [folder]
+            return km
+
+        def _error(self, cell, ename, evalue):
+            cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                                             traceback=[f"{ename}: {evalue}"]))
+
+        async def _restart(self):
+            try:
+                await asyncio.wait_for(self.km.restart_kernel(now=True), 120)
+                await asyncio.wait_for(self.kc.wait_for_ready(timeout=60), 90)
+            except Exception as exc:  # noqa: BLE001 - any failure: later cells will error
+                self.log.error("Could not restart the kernel: %s", exc)
+
+        async def _async_handle_timeout(self, timeout, cell=None):
+            reply = await super()._async_handle_timeout(timeout, cell)
+            # The interrupt may be ignored (signal.SIG_IGN); start a fresh kernel so that the
+            # next cells run at all. Their state is gone, so they are likely to fail, but the
+            # scores of the cells before are kept.
+            self.log.error("Cell timed out after %ss: restarting the kernel", timeout)
+            await self._restart()
+            return reply
+
+        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+            try:
+                return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            except DeadKernelError:
+                self.log.error("Kernel died in cell %s: restarting it", cell_index)
+                self._error(cell, "DeadKernelError", "The kernel died while running this cell (memory or "
+                            "CPU limit, os._exit, or a crash); the next cells ran in a new kernel.")
+                await self._restart()
+                return cell
+
+        def preprocess(self, nb, resources=None, km=None):
+            try:
+                return super().preprocess(nb, resources, km)
+            finally:
+                for folder in getattr(self, "_socket_dirs", []):
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    class CapOutputBytes(NbGraderPreprocessor):
+        """Cap every text output of a cell to ``max_bytes`` (nbgrader's LimitOutput caps lines, not bytes)."""
+
+        max_bytes = Integer(20_000).tag(config=True)
+
+        def _cap(self, text):
+            joined = "".join(text) if isinstance(text, list) else text
+            data = joined.encode("utf-8", "replace")
+            if len(data) <= self.max_bytes:
+                return text
+            return data[: self.max_bytes].decode("utf-8", "ignore") + (
+                f"\n... [output truncated by the grader: {len(data)} bytes, {self.max_bytes} kept]\n")
+
+        def preprocess_cell(self, cell, resources, index):
+            for out in cell.get("outputs", []):
+                if "text" in out:
+                    out["text"] = self._cap(out["text"])
+                for mime, value in list(out.get("data", {}).items()):
+                    if isinstance(value, (str, list)):
+                        out["data"][mime] = self._cap(value)
+                if "traceback" in out:
+                    out["traceback"] = [self._cap(line) for line in out["traceback"][:100]]
+                if "evalue" in out:
+                    out["evalue"] = self._cap(out["evalue"])
+            return cell, resources
+
+    class RefuseWithoutSandbox(NbGraderPreprocessor):
+        """Stops autograding with a clear message when bubblewrap is unusable."""
+
+        problem = Unicode("").tag(config=True)
+
+        def preprocess(self, nb, resources):
+            raise SandboxError(f"Refusing to autograde without a sandbox: {self.problem}")
+
+    return SandboxedExecute, CapOutputBytes, RefuseWithoutSandbox
+
+
+def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | None = None,
+              max_output_bytes: int = 20_000) -> None:
+    """Make ``nbgrader autograde`` run student code in the sandbox. Call from nbgrader_config.py.
+
+    ``limits`` overrides entries of :data:`DEFAULT_LIMITS`. With ``require_sandbox=False`` and no
+    usable bubblewrap, grading runs unsandboxed (only for trusted submissions).
+    """
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
+                                        LimitOutput, SaveAutoGrades)
+
+    SandboxedExecute, CapOutputBytes, RefuseWithoutSandbox = _preprocessors()
+    root = Path(course_root).resolve()
+    os.environ[ENV_COURSE] = str(root)  # read by the launcher, which inherits nbgrader's environment
+    if limits:
+        unknown = set(limits) - set(DEFAULT_LIMITS)
+        if unknown:
+            raise SandboxError(f"unknown sandbox limit(s) {sorted(unknown)}; known: {sorted(DEFAULT_LIMITS)}")
+        os.environ[ENV_LIMITS] = json.dumps({**DEFAULT_LIMITS, **limits})
+    c.OverwriteCells.add_missing_cells = True
+    c.CapOutputBytes.max_bytes = max_output_bytes
+    tail = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, CapOutputBytes, SaveAutoGrades,
+            AssignLatePenalties, CheckCellMetadata]
+    autograding = "autograde" in sys.argv[1:2] or "autograde" in sys.argv
+    problem = bwrap_problem() if autograding else None
+    if problem is None:
+        if not kernel_dir().joinpath("kernel.json").is_file():
+            install()
+        c.Autograde.autograde_preprocessors = [SandboxedExecute, *tail]
+    elif require_sandbox:
+        c.RefuseWithoutSandbox.problem = problem
+        c.Autograde.autograde_preprocessors = [RefuseWithoutSandbox]
+        print(f"error: {problem}", file=sys.stderr)
+    else:
+        print(f"warning: grading WITHOUT a sandbox (require_sandbox=False): {problem}", file=sys.stderr)
+        SandboxedExecute.sandbox_kernel.default_value = "python3"
+        c.SandboxedExecute.sandbox_kernel = "python3"
+        c.Autograde.autograde_preprocessors = [Execute_unsandboxed(SandboxedExecute), *tail]
+
+
+def Execute_unsandboxed(base):  # noqa: N802 - a class factory
+    class UnsandboxedExecute(base):
+        def create_kernel_manager(self):
+            self.kernel_name = "python3"
+            from nbgrader.preprocessors import Execute
+
+            return Execute.create_kernel_manager(self)
+
+    return UnsandboxedExecute
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["launch"]:
+        return launch(argv[1:])
+    if argv[:1] == ["install"]:
+        path = install(argv[1] if len(argv) > 1 else None)
+        print(f"installed the {KERNEL_NAME} kernel: {path}")
+        problem = bwrap_problem()
+        if problem:
+            print(f"warning: {problem}", file=sys.stderr)
+        return 0
+    if argv[:1] == ["check"]:
+        problem = bwrap_problem()
+        print(problem or "ok: bubblewrap can sandbox student kernels here")
+        return 1 if problem else 0
+    print("usage: python -m cnnbook.sandbox install [prefix] | check | launch <connection_file>", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
