@@ -24,6 +24,7 @@ test-fast: data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 setup: $(STAMP) $(NPM_STAMP)
+	@bash scripts/install-chromium.sh
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. This course needs Python 3.11: install it (Debian: apt-get install python3.11 python3.11-venv), or run make with PYTHON=/path/to/python3.11." >&2; exit 1; }

@@ -34,8 +34,8 @@ NOBODY = 65534
 ENV_COURSE = "CNNBOOK_SANDBOX_COURSE_ROOT"
 ENV_LIMITS = "CNNBOOK_SANDBOX_LIMITS"
 
-# Per kernel. Measured for ps3 (TensorFlow import + a short Keras training run on 2 cores):
-# about 3.5 GB of address space reserved and about 40 threads; the limits leave a wide margin.
+# Per kernel. Measured in the sandbox on 2 cores: TensorFlow import + MNIST + one epoch of a small
+# Conv2D model peaks at 2.3 GB of address space (VmPeak) and 20 threads; the limits leave a wide margin.
 DEFAULT_LIMITS = {
     "address_space_mb": 8192,  # RLIMIT_AS (TensorFlow reserves a lot of virtual memory)
     "cpu_seconds": 600,  # RLIMIT_CPU of the kernel process (all its threads together)
@@ -275,6 +275,7 @@ def _preprocessors():
     """nbgrader preprocessors defined lazily (nbgrader is imported only when grading)."""
     import asyncio
 
+    from jupyter_core.utils import run_sync
     from nbclient.exceptions import DeadKernelError
     from nbformat.notebooknode import NotebookNode
     from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -316,15 +317,15 @@ def _preprocessors():
             await self._restart()
             return reply
 
-        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        def preprocess_cell(self, cell, resources, index):
             try:
-                return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+                return super().preprocess_cell(cell, resources, index)
             except DeadKernelError:
-                self.log.error("Kernel died in cell %s: restarting it", cell_index)
+                self.log.error("Kernel died in cell %s: restarting it", index)
                 self._error(cell, "DeadKernelError", "The kernel died while running this cell (memory or "
                             "CPU limit, os._exit, or a crash); the next cells ran in a new kernel.")
-                await self._restart()
-                return cell
+                run_sync(self._restart)()
+                return cell, resources
 
         def preprocess(self, nb, resources=None, km=None):
             try:

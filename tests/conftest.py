@@ -20,12 +20,26 @@ class BuiltBook:
         self.returncode = returncode
         self.html = book_build.HTML
         self.executed = book_build.EXECUTED
+        self.cache = book_build.BUILD / ".jupyter_cache"
 
     def notebook(self, page: str) -> dict:
-        """The executed notebook of ``book/<page>.md`` as the build left it."""
-        path = self.executed / "book" / f"{page}.ipynb"
-        assert path.is_file(), f"book/{page}.md was not executed by the build (no {path})"
-        nb = json.loads(path.read_text())
+        """The executed notebook of ``book/<page>.md``, outputs included, from the build's jupyter-cache.
+
+        The cache, not ``_build/jupyter_execute``, is read: a rebuild served from the cache
+        rewrites the notebooks there without their outputs.
+        """
+        import jupytext
+        from jupyter_cache import get_cache
+
+        source = ROOT / "book" / f"{page}.md"
+        assert source.is_file(), f"book/{page}.md does not exist"
+        try:
+            _, nb = get_cache(self.cache).merge_match_into_notebook(jupytext.read(source))
+        except KeyError:
+            raise AssertionError(
+                f"book/{page}.md as it is now has no executed result in {self.cache}: "
+                "it failed to execute or the book was not rebuilt (run `make book`)"
+            ) from None
         errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, f"book/{page}.md raised {errors[0]['ename']}: {errors[0]['evalue']}"
         return nb

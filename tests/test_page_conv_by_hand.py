@@ -99,8 +99,13 @@ def test_keras_set_random_seed_makes_layers_equal():
 
 
 def test_page_has_a_figure(book):
+    import re
+
     nb = book.notebook(PAGE)
-    images = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    pngs = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     html = (book.html / "book" / f"{PAGE}.html").read_text()
-    assert images or ".png" in html, f"book/{PAGE}.md shows no figure"
-    assert "alt=\"Four copies of the 3 by 3 grid" in html
+    # myst-nb leaves outputs out of the executed notebook when it serves the page from its cache;
+    # the HTML then still shows the PNG with its alt text
+    shown = re.findall(r'<img alt="([^"]+)"[^>]*src="[^"]+\.png"', html)
+    assert pngs or shown, f"book/{PAGE}.md shows no figure"
+    assert any(a.startswith("Four copies of the 3 by 3 grid") for a in shown), shown

@@ -246,9 +246,10 @@ def test_launch_buttons_open_the_page_from_the_repository(visit, page):
 
 
 @pytest.mark.parametrize(("query", "page"), [("padding", "book/padding-and-stride"), ("MaxPool2D", "book/pooling")])
-def test_search_finds_the_page(visit, query, page):
+def test_search_finds_the_page(visit, book, query, page):
     require_page(page)
     v = visit(f"search.html?q={query}")
+    assert (book.html / f"{page}.html").is_file(), f"{page} is in _toc.yml but was not built"
     results = v.page.locator("#search-results ul.search li a")
     results.first.wait_for(timeout=20_000)
     found = [urlparse(h).path.lstrip("/") for h in results.evaluate_all("els => els.map(a => a.href)")]
@@ -281,6 +282,7 @@ def test_phone_viewport_has_no_horizontal_scroll(visit):
     page = "book/conv-by-hand"
     require_page(page)
     v = visit(f"{page}.html", viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
+    assert v.response is not None and v.response.status == 200, f"{page}.html was not built"
     v.page.wait_for_load_state("networkidle")
     widths = v.page.evaluate("""() => ({
         page: document.scrollingElement.scrollWidth, viewport: window.innerWidth,
