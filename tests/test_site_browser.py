@@ -2,7 +2,7 @@
 
 The built site is served over http on a loopback port; requests to any other host are aborted
 (nothing outside this machine is reachable here, and a page must not need it to render).
-Chromium is Debian's (scripts/install-chromium.sh); CNNBOOK_CHROMIUM points elsewhere.
+Chromium is Debian's (scripts/install-system-packages.sh); CNNBOOK_CHROMIUM points elsewhere.
 Screenshots of a few key pages are written to test-artifacts/screenshots/ for reviewers.
 """
 
@@ -71,7 +71,7 @@ def site(book):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: run scripts/install-chromium.sh (or set CNNBOOK_CHROMIUM)")
+        pytest.skip(f"Chromium not found at {CHROMIUM}: run scripts/install-system-packages.sh (or set CNNBOOK_CHROMIUM)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
