@@ -333,3 +333,51 @@ def test_ps3_reference_model_passes_the_check(tf):
     exec(source["build_model"], ns)
     exec(source["test_build_model_is_small_compiled_cnn"], ns)
     assert ns["model"].count_params() == 35114
+
+
+# --- hidden tests cannot be talked round from inside the notebook -----------------------------
+
+ALWAYS_EQUAL = '''
+class _AlwaysEqual(int):
+    def __eq__(self, other):
+        return True
+    __ne__ = lambda self, other: False
+    __hash__ = int.__hash__
+'''
+
+
+def hidden(ps: str, grade_id: str) -> str:
+    return cell(ps, grade_id).replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", "")
+
+
+@pytest.mark.parametrize("ps, grade_id, function, wrong", [
+    ("ps1", "test_conv2d_random_cases", "conv2d", "def conv2d(x, w, stride=1, padding='valid'):\n    return np.zeros(1)\n"),
+    ("ps2", "test_max_pool_random_cases", "max_pool2d", "def max_pool2d(x, pool_size=2, stride=None, padding='valid'):\n    return np.zeros(1)\n"),
+    ("ps2", "test_avg_pool_random_cases", "avg_pool2d", "def avg_pool2d(x, pool_size=2, stride=None, padding='valid'):\n    return np.zeros(1)\n"),
+])
+def test_redefining_the_check_helper_does_not_pass_hidden_tests(ps, grade_id, function, wrong):
+    """A notebook that replaces check_result (and np) by things that never fail still fails the hidden test."""
+    ns = namespace(ps, extra=wrong + "check_result = lambda *args, **kwargs: None\n")
+    if ps == "ps2":  # the pooling reference reuses the released _windows helper of the max_pool2d cell
+        exec(definitions(cell(ps, "max_pool2d")).replace("def max_pool2d", "def _unused_max_pool2d"), ns)
+    with pytest.raises(AssertionError, match=rf"{function}\(.*wrong result"):
+        exec(hidden(ps, grade_id), ns)
+
+
+@pytest.mark.parametrize("grade_id, function", [
+    ("test_output_size_all_sizes", "def output_size(n, k, stride=1, padding='valid'):\n    if padding == 'full': raise ValueError\n    return _AlwaysEqual(0)\n"),
+    ("test_conv2d_params_all_shapes", "def conv2d_params(kernel_size, in_channels, filters, use_bias=True):\n    return _AlwaysEqual(0)\n"),
+])
+def test_an_object_equal_to_everything_fails_the_hidden_tests(grade_id, function):
+    ns = namespace("ps1", extra=ALWAYS_EQUAL + function)
+    with pytest.raises(AssertionError):
+        exec(hidden("ps1", grade_id), ns)
+
+
+def test_the_solutions_pass_the_hardened_hidden_tests():
+    for ps, grade_ids in {"ps1": ["output_size", "conv2d", "conv2d_params"], "ps2": ["max_pool2d", "avg_pool2d"]}.items():
+        ns = namespace(ps, *grade_ids)
+        tests = {"ps1": ["test_output_size_all_sizes", "test_conv2d_random_cases", "test_conv2d_params_all_shapes"],
+                 "ps2": ["test_max_pool_random_cases", "test_avg_pool_random_cases"]}[ps]
+        for grade_id in tests:
+            exec(hidden(ps, grade_id), ns)

@@ -1,0 +1,273 @@
+"""Measure what autograding with nbgrader costs on this machine.
+
+Usage (from the project folder, with .venv set up and the datasets in place):
+
+    .venv/bin/python benchmarks/grading.py            # full run (run it on an idle machine)
+    .venv/bin/python benchmarks/grading.py --quick    # smoke run: 1 student per assignment, batch of 6
+
+It measures, each time in a fresh temporary course folder (made outside /tmp, like the tests do,
+from this project's nbgrader_config.py and solutions/; the release is made by
+`nbgrader generate_assignment`):
+
+1. seconds per submission for ps1-convolution, ps2-pooling and ps3-mnist: the wall time of one
+   `nbgrader autograde <ps> --student <id> --force` per student (kernel start-up included), for N
+   students each submitting the reference solution (the release notebook with the solution cells of
+   solutions/ filled in); in the bubblewrap sandbox, and for ps1 also without it (the course's
+   config with the sandbox switched off, as `configure(c, ROOT, require_sandbox=False)` does when
+   bubblewrap is unusable) to give the sandbox overhead in %;
+2. a batch of students on ps1 with hostile submissions among them (an infinite loop, a memory bomb,
+   an output flood), graded by `python -m cnnbook.grade_batch ps1-convolution --wall-seconds W`:
+   total seconds and the status counts of its report.csv.
+
+Results go to benchmarks/grading-results.md (a small table) and benchmarks/grading-results.json,
+with the date and the machine (nproc, CPU model, load average before the run). This is a
+measurement, not a test: nothing here passes or fails on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import copy
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".venv" / "bin"
+OUT_MD = ROOT / "benchmarks" / "grading-results.md"
+OUT_JSON = ROOT / "benchmarks" / "grading-results.json"
+NOTEBOOKS = {"ps1-convolution": "convolution", "ps2-pooling": "pooling", "ps3-mnist": "mnist_cnn"}
+
+# Hostile code put in front of the first solution cell (the rest of the submission is the reference).
+HOSTILE = {
+    "hostile-loop": "while True:\n    pass\n",
+    "hostile-membomb": "blocks = []\nwhile True:\n    blocks.append(bytearray(10**8))\n",
+    "hostile-flood": "print('x' * 20_000_000)\n",
+}
+
+# Appended to the copied nbgrader_config.py for the unsandboxed comparison: the course's own
+# unsandboxed path (configure(..., require_sandbox=False) when bubblewrap is unusable), forced.
+NO_SANDBOX = '''
+# --- benchmarks/grading.py: grade WITHOUT the sandbox, for comparison only ---
+import cnnbook.sandbox as _sandbox  # noqa: E402
+_sandbox.bwrap_problem = lambda: "sandbox switched off by benchmarks/grading.py"
+_sandbox.configure(c, ROOT, require_sandbox=False)
+'''
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": cpu, "loadavg_before": list(os.getloadavg()),
+            "python": platform.python_version()}
+
+
+def env() -> dict:
+    e = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+             TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    e.pop("NBGRADER_DB_URL", None)  # the temporary course's own SQLite gradebook
+    return e
+
+
+def run(course: Path, *cmd: str, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    done = subprocess.run(list(cmd), cwd=course, env=env(), capture_output=True, text=True, timeout=timeout)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0 and cmd[1:2] != ("-m",):
+        raise SystemExit(f"error: {' '.join(cmd)} failed in {course}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    return seconds, done
+
+
+def nbgrader(course: Path, *args: str) -> float:
+    return run(course, str(BIN / "nbgrader"), *args)[0]
+
+
+def make_course(parent: Path, name: str, sandbox: bool = True) -> Path:
+    course = parent / name
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    if not sandbox:
+        with open(course / "nbgrader_config.py", "a") as f:
+            f.write(NO_SANDBOX)
+    shutil.copytree(ROOT / "solutions", course / "solutions")
+    return course
+
+
+def reference_submission(course: Path, ps: str) -> dict:
+    """The release notebook (as generate_assignment made it) with the reference solution cells filled in."""
+    nb = json.loads((course / "exercises" / ps / f"{NOTEBOOKS[ps]}.ipynb").read_text())
+    src = json.loads((ROOT / "solutions" / ps / f"{NOTEBOOKS[ps]}.ipynb").read_text())
+    solutions = {c["metadata"]["nbgrader"]["grade_id"]: c["source"] for c in src["cells"]
+                 if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
+    for cell in nb["cells"]:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in solutions:
+            cell["source"] = solutions[gid]
+    return nb
+
+
+def first_solution_cell(nb: dict) -> dict:
+    return next(c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
+def submit(course: Path, ps: str, student: str, nb: dict) -> None:
+    folder = course / "submitted" / student / ps
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{NOTEBOOKS[ps]}.ipynb").write_text(json.dumps(nb, indent=1))
+
+
+def scores(course: Path, ps: str) -> dict:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        return {s.student.id: [float(s.score), float(s.max_score)] for s in gb.assignment_submissions(ps)}
+
+
+def per_submission(parent: Path, ps: str, students: int, sandbox: bool) -> dict:
+    course = make_course(parent, f"{ps}-{'sandbox' if sandbox else 'nosandbox'}", sandbox)
+    nbgrader(course, "generate_assignment", ps, "--force")
+    nb = reference_submission(course, ps)
+    times = []
+    for i in range(students):
+        student = f"student{i + 1:02d}"
+        submit(course, ps, student, nb)
+        seconds, done = run(course, str(BIN / "nbgrader"), "autograde", ps, "--student", student, "--force")
+        if ("grading WITHOUT a sandbox" in done.stderr) == sandbox:
+            raise SystemExit(f"error: expected grading {'with' if sandbox else 'without'} the sandbox:\n{done.stderr[-2000:]}")
+        times.append(round(seconds, 2))
+        print(f"  {ps} {'sandbox' if sandbox else 'no sandbox'} {student}: {seconds:.1f} s", flush=True)
+    got = scores(course, ps)
+    return {"assignment": ps, "sandbox": sandbox, "students": students, "seconds": times,
+            "mean_seconds": round(statistics.mean(times), 2), "scores": got}
+
+
+def batch(parent: Path, students: int, hostile: list[str], wall: float) -> dict:
+    ps = "ps1-convolution"
+    course = make_course(parent, "batch")
+    nbgrader(course, "generate_assignment", ps, "--force")
+    good = reference_submission(course, ps)
+    names = [f"student{i + 1:02d}" for i in range(students - len(hostile))]
+    for name in names:
+        submit(course, ps, name, good)
+    for name in hostile:
+        nb = copy.deepcopy(good)
+        cell = first_solution_cell(nb)
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        cell["source"] = HOSTILE[name] + src
+        submit(course, ps, name, nb)
+    seconds, done = run(course, str(BIN / "python"), "-m", "cnnbook.grade_batch", ps,
+                        "--wall-seconds", str(wall), timeout=wall * students + 600)
+    report = course / "grade_batch" / ps / "report.csv"
+    if not report.is_file():
+        raise SystemExit(f"error: grade_batch wrote no report:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+    rows = list(csv.DictReader(report.open()))
+    print(done.stdout, end="", flush=True)
+    return {"assignment": ps, "students": students, "hostile": hostile, "wall_seconds": wall,
+            "total_seconds": round(seconds, 1), "exit_code": done.returncode,
+            "status_counts": dict(collections.Counter(r["status"] for r in rows)),
+            "rows": [{k: r[k] for k in ("student", "status", "score", "max_score", "seconds")} for r in rows]}
+
+
+def write_results(result: dict) -> None:
+    OUT_JSON.write_text(json.dumps(result, indent=1) + "\n")
+    m = result["machine"]
+    lines = [
+        "# Autograding cost (benchmarks/grading.py)",
+        "",
+        f"Measured {result['date']} on {m['nproc']} CPU(s), {m['cpu']}, Python {m['python']}; "
+        f"load average before: {', '.join(f'{x:.2f}' for x in m['loadavg_before'])}"
+        + (" (**--quick** smoke run)" if result["quick"] else "") + ".",
+        "",
+        "## Seconds per submission (`nbgrader autograde <ps> --student <id>`, kernel start-up included)",
+        "",
+        "| assignment | sandbox | students | mean s | each s | scores |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in result["per_submission"]:
+        sc = ", ".join(sorted({f"{s:g}/{mx:g}" for s, mx in r["scores"].values()}))
+        lines.append(f"| {r['assignment']} | {'yes' if r['sandbox'] else 'no'} | {r['students']} | "
+                     f"{r['mean_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['seconds'])} | {sc} |")
+    if result.get("sandbox_overhead_percent") is not None:
+        lines += ["", f"Sandbox overhead on ps1-convolution: {result['sandbox_overhead_percent']:+.1f} % "
+                      "(mean with sandbox vs without)."]
+    b = result["batch"]
+    counts = ", ".join(f"{k}: {v}" for k, v in sorted(b["status_counts"].items()))
+    lines += [
+        "",
+        f"## Batch: `python -m cnnbook.grade_batch ps1-convolution --wall-seconds {b['wall_seconds']:g}`",
+        "",
+        "| students | hostile | total s | s per student | statuses |",
+        "|---|---|---|---|---|",
+        f"| {b['students']} | {', '.join(b['hostile'])} | {b['total_seconds']:.1f} | "
+        f"{b['total_seconds'] / b['students']:.1f} | {counts} |",
+        "",
+        "Per hostile student: " + "; ".join(
+            f"{r['student']}: {r['status']} ({r['score'] or '-'}/{r['max_score'] or '-'}) in {float(r['seconds']):.1f} s"
+            for r in b["rows"] if r["student"] in b["hostile"]) + ".",
+        "",
+    ]
+    OUT_MD.write_text("\n".join(lines))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 student per assignment, a batch of 6 with 1 hostile")
+    parser.add_argument("--wall-seconds", type=float, default=None,
+                        help="grade_batch's wall limit per student (default 120, --quick 60)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary course folders (path printed)")
+    args = parser.parse_args(argv)
+    if not (BIN / "nbgrader").is_file():
+        print(f"error: {BIN / 'nbgrader'} not found. Fix: set up the project's .venv first (make book).", file=sys.stderr)
+        return 2
+    if args.quick:
+        counts = {"ps1-convolution": 1, "ps2-pooling": 1, "ps3-mnist": 1}
+        batch_students, hostile, wall = 6, ["hostile-membomb"], args.wall_seconds or 60
+    else:
+        counts = {"ps1-convolution": 3, "ps2-pooling": 3, "ps3-mnist": 1}
+        batch_students, hostile, wall = 30, list(HOSTILE), args.wall_seconds or 120
+    result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
+              "machine": machine()}
+    print(f"machine: {result['machine']}", flush=True)
+    parent = Path(tempfile.mkdtemp(prefix="cnnbook-grading-bench-", dir="/var/tmp"))
+    try:
+        runs = []
+        for ps, n in counts.items():
+            runs.append(per_submission(parent, ps, n, sandbox=True))
+            if ps == "ps1-convolution":
+                runs.append(per_submission(parent, ps, n, sandbox=False))
+        result["per_submission"] = runs
+        with_sb = next(r for r in runs if r["assignment"] == "ps1-convolution" and r["sandbox"])
+        without = next(r for r in runs if r["assignment"] == "ps1-convolution" and not r["sandbox"])
+        result["sandbox_overhead_percent"] = round(100 * (with_sb["mean_seconds"] / without["mean_seconds"] - 1), 1)
+        print(f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), "
+              f"wall limit {wall:g} s:", flush=True)
+        result["batch"] = batch(parent, batch_students, hostile, wall)
+    finally:
+        if args.keep:
+            print(f"kept: {parent}")
+        else:
+            shutil.rmtree(parent, ignore_errors=True)
+    write_results(result)
+    print(OUT_MD.read_text())
+    print(f"wrote {OUT_MD} and {OUT_JSON}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
