@@ -203,6 +203,12 @@ def write_results(result: dict) -> None:
         sc = ", ".join(sorted({f"{s:g}/{mx:g}" for s, mx in r["scores"].values()}))
         lines.append(f"| {r['assignment']} | {'yes' if r['sandbox'] else 'no'} | {r['students']} | "
                      f"{r['mean_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['seconds'])} | {sc} |")
+    short = [f"{r['assignment']} ({s}: {sc:g}/{mx:g})"
+             for r in result["per_submission"] for s, (sc, mx) in r["scores"].items() if sc < mx]
+    if short:
+        lines += ["", "**Warning:** the reference solution did not get full marks in " + ", ".join(short)
+                  + ": look at the autograded notebook (run with --keep); nbgrader gives 0 points to a test "
+                  "cell with an error or any stderr output."]
     if result.get("sandbox_overhead_percent") is not None:
         lines += ["", f"Sandbox overhead on ps1-convolution: {result['sandbox_overhead_percent']:+.1f} % "
                       "(mean with sandbox vs without)."]
