@@ -157,6 +157,19 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def _bind(path: Path, writable: bool = False) -> list[str]:
+    """bwrap arguments that show ``path`` at the same place, with traversable parent folders.
+
+    A bind under a tmpfs (/tmp, /root, the hidden course folder) makes bwrap create the missing
+    parents with mode 0700, which `nobody` cannot enter; ``--perms 0755 --dir`` creates them open
+    (folders that already exist are left as they are).
+    """
+    args = []
+    for parent in reversed(path.parents[:-1]):  # from the top, without "/"
+        args += ["--perms", "0755", "--dir", str(parent)]
+    return args + ["--bind" if writable else "--ro-bind", str(path), str(path)]
+
+
 def sandbox_command(connection_fd: int, kernel_args: list[str], cwd: Path, socket_dir: Path,
                     course_root: Path | None, data_fds: dict[str, int]) -> list[str]:
     """The full command line: bubblewrap, the privilege drop inside it, then ipykernel.
@@ -174,23 +187,24 @@ def sandbox_command(connection_fd: int, kernel_args: list[str], cwd: Path, socke
     ]
     base = Path(sys.base_prefix).resolve()  # the Python the venv is made from (pyenv keeps it in /root)
     if _inside(base, Path("/root")):
-        cmd += ["--ro-bind", str(base), str(base)]
+        cmd += _bind(base)
     # Hide the course folder (gradebook.db, solutions/, other students' work) and bind back
     # only what the kernel needs, read-only.
     if course_root is not None and course_root != Path("/"):
         cmd += ["--tmpfs", str(course_root)]
-        import cnnbook
+    # Bound back read-only after the tmpfs mounts above, wherever they live: a project checked out
+    # under /tmp or inside the course folder would otherwise lose its Python environment.
+    import cnnbook
 
-        needed = {Path(sys.prefix).resolve(), Path(cnnbook.__file__).resolve().parent}
-        data = _data_dir()
-        for path in sorted(needed):
-            if _inside(path, course_root):
-                cmd += ["--ro-bind", str(path), str(path)]
-        if _inside(data, course_root) and data.is_dir():
-            cmd += ["--ro-bind", str(data), str(data)]
+    needed = {Path(sys.prefix).resolve(), Path(cnnbook.__file__).resolve().parent}
+    data = _data_dir()
+    if data.is_dir():
+        needed.add(data)
+    for path in sorted(needed):
+        cmd += _bind(path)
     for dest, fd in data_fds.items():  # dataset files only root may read: readable copies
         cmd += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
-    cmd += ["--bind", str(cwd), str(cwd), "--bind", str(socket_dir), str(socket_dir),
+    cmd += _bind(cwd, writable=True) + _bind(socket_dir, writable=True) + [
             "--perms", "0444", "--ro-bind-data", str(connection_fd), "/tmp/.kernel.json", "--chdir", str(cwd)]
     cmd += _drop_privileges() + [sys.executable, "-m", "ipykernel_launcher", "-f", "/tmp/.kernel.json", *kernel_args]
     return cmd
