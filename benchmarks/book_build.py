@@ -71,21 +71,26 @@ def timed_build(build_path: Path) -> tuple[float, int]:
 
 
 def glued_values(notebook: Path) -> dict:
-    """The values a page stored with myst_nb.glue, read from its executed notebook."""
+    """The values a page stored with myst_nb.glue: myst-nb 1.x keeps them in ``<page>.glue.json``
+    beside the executed notebook (older versions left them in the notebook's outputs)."""
+    outputs = [o for c in json.loads(notebook.read_text())["cells"] for o in c.get("outputs", [])]
+    glue_file = notebook.with_suffix(".glue.json")
+    if glue_file.is_file():
+        outputs += json.loads(glue_file.read_text()).values()
     values = {}
-    nb = json.loads(notebook.read_text())
-    for cell in nb["cells"]:
-        for out in cell.get("outputs", []):
-            meta = out.get("metadata", {}).get("scrapbook")
-            if not meta:
-                continue
-            text = out.get("data", {}).get(meta["mime_prefix"] + "text/plain")
-            if text is None:
-                continue
-            try:
-                values[meta["name"]] = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                values[meta["name"]] = text
+    for out in outputs:
+        meta = out.get("metadata", {}).get("scrapbook")
+        if not meta:
+            continue
+        data = out.get("data", {})
+        text = data.get(meta["mime_prefix"] + "text/plain", data.get("text/plain"))
+        if text is None:
+            continue
+        text = "".join(text) if isinstance(text, list) else text
+        try:
+            values[meta["name"]] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[meta["name"]] = text
     return values
 
 
