@@ -22,7 +22,6 @@ machine.
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime as dt
 import json
 import os
@@ -33,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from cnnbook import build as cnnbook_build
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_MD = ROOT / "benchmarks" / "results.md"
@@ -77,21 +78,7 @@ def glued_values(notebook: Path) -> dict:
     glue_file = notebook.with_suffix(".glue.json")
     if glue_file.is_file():
         outputs += json.loads(glue_file.read_text()).values()
-    values = {}
-    for out in outputs:
-        meta = out.get("metadata", {}).get("scrapbook")
-        if not meta:
-            continue
-        data = out.get("data", {})
-        text = data.get(meta["mime_prefix"] + "text/plain", data.get("text/plain"))
-        if text is None:
-            continue
-        text = "".join(text) if isinstance(text, list) else text
-        try:
-            values[meta["name"]] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            values[meta["name"]] = text
-    return values
+    return cnnbook_build.glued_values(outputs)
 
 
 def execution_seconds(build_dir: Path) -> dict[str, float]:

@@ -78,6 +78,31 @@ def remove_repeated_inline_scripts() -> int:
     return changed
 
 
+def glued_values(outputs) -> dict:
+    """The values stored with ``myst_nb.glue(name, value)`` among notebook ``outputs``, parsed back to Python.
+
+    Used by the page tests and the build benchmark. myst-nb 1.x moves glued outputs out of the
+    executed notebook into ``<page>.glue.json``; pass the outputs of either.
+    """
+    import ast
+
+    values = {}
+    for out in outputs:
+        meta = out.get("metadata", {}).get("scrapbook")
+        if not meta:
+            continue
+        data = out.get("data", {})
+        text = data.get(meta["mime_prefix"] + "text/plain", data.get("text/plain"))
+        if text is None:
+            continue
+        text = "".join(text) if isinstance(text, list) else text
+        try:
+            values[meta["name"]] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            values[meta["name"]] = text
+    return values
+
+
 def toc_files(toc: Path = ROOT / "_toc.yml") -> list[str]:
     """Every file named in ``_toc.yml`` (root first, then in reading order), without suffix."""
     import yaml

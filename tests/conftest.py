@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 from pathlib import Path
@@ -61,21 +60,7 @@ class BuiltBook:
         glue_file = self.executed / "book" / f"{page}.glue.json"
         if glue_file.is_file():
             outputs += json.loads(glue_file.read_text()).values()
-        values = {}
-        for out in outputs:
-            meta = out.get("metadata", {}).get("scrapbook")
-            if not meta:
-                continue
-            data = out.get("data", {})
-            text = data.get(meta["mime_prefix"] + "text/plain", data.get("text/plain"))
-            if text is None:
-                continue
-            text = "".join(text) if isinstance(text, list) else text
-            try:
-                values[meta["name"]] = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                values[meta["name"]] = text
-        return values
+        return book_build.glued_values(outputs)
 
     def text(self, page: str) -> str:
         """All text a page's code cells printed or displayed, joined."""
