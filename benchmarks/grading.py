@@ -33,7 +33,6 @@ import csv
 import datetime as dt
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from book_build import machine  # benchmarks/book_build.py
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
@@ -63,19 +64,6 @@ import cnnbook.sandbox as _sandbox  # noqa: E402
 _sandbox.bwrap_problem = lambda: "sandbox switched off by benchmarks/grading.py"
 _sandbox.configure(c, ROOT, require_sandbox=False)
 '''
-
-
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"nproc": os.cpu_count(), "cpu": cpu, "loadavg_before": list(os.getloadavg()),
-            "python": platform.python_version()}
 
 
 def env() -> dict:

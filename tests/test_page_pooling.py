@@ -96,8 +96,7 @@ def test_page_has_figures(book):
     nb = book.notebook(PAGE)
     pngs = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     html = (book.html / "book" / f"{PAGE}.html").read_text()
-    # myst-nb leaves outputs out of the executed notebook when it serves the page from its cache;
-    # the HTML then still shows the PNG with its alt text
+    # the PNG in the executed notebook, and the same figure in the built page with its alt text
     shown = re.findall(r'<img alt="([^"]+)"[^>]*src="[^"]+\.png"', html)
     assert pngs or shown, f"book/{PAGE}.md shows no figure"
     assert any(a.startswith("Left, a 4 by 4 grid holding 0 to 15") for a in shown), shown
