@@ -7,9 +7,9 @@ Usage (from the project folder, after `make book` has set up .venv and the datas
 
 It measures
 
-* a cold build: `python -m cnnbook.build` into an empty temporary CNNBOOK_BUILD_PATH, so the
-  jupyter execution cache is empty and every page executes;
-* a warm rebuild: the same command again with nothing changed (jupyter-cache serves every page);
+* a cold build: `make book` into an empty temporary CNNBOOK_BUILD_PATH, so the jupyter execution
+  cache is empty and every page executes (the set-up it starts with is already done: a no-op);
+* a warm rebuild: `make book` again with nothing changed (jupyter-cache serves every page);
 * for each training page: the seconds its notebook took to execute (as jupyter-cache recorded
   them in the cold build) and the test accuracies the page glued.
 
@@ -28,7 +28,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -64,10 +63,9 @@ def machine() -> dict:
 
 
 def timed_build(build_path: Path) -> tuple[float, int]:
-    env = dict(os.environ, CNNBOOK_BUILD_PATH=str(build_path),
-               TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env = dict(os.environ, CNNBOOK_BUILD_PATH=str(build_path))
     start = time.perf_counter()
-    code = subprocess.call([sys.executable, "-m", "cnnbook.build"], cwd=ROOT, env=env)
+    code = subprocess.call(["make", "--no-print-directory", "book"], cwd=ROOT, env=env)
     return time.perf_counter() - start, code
 
 
@@ -101,7 +99,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary build folder")
     args = parser.parse_args(argv)
 
-    info = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+    info = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
+            "build_jobs": cnnbook_build.JOBS}
     build_path = Path(tempfile.mkdtemp(prefix="cnnbook-bench-"))
     build_dir = build_path / "_build"
     try:
@@ -146,7 +145,7 @@ def markdown(info: dict) -> str:
         "# Benchmark results",
         "",
         f"Measured {info['date']} with `benchmarks/book_build.py` on {m['nproc']} CPU(s), {m['cpu']} "
-        f"(load average before the run: {load}).",
+        f"(load average before the run: {load}); the build executes {info.get('build_jobs', 1)} page(s) at a time.",
         "",
         "| what | seconds | result |",
         "| --- | ---: | --- |",
