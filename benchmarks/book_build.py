@@ -99,8 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary build folder")
     args = parser.parse_args(argv)
 
-    info = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine(),
-            "build_jobs": cnnbook_build.JOBS}
+    info = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
     build_path = Path(tempfile.mkdtemp(prefix="cnnbook-bench-"))
     build_dir = build_path / "_build"
     try:
@@ -145,7 +144,7 @@ def markdown(info: dict) -> str:
         "# Benchmark results",
         "",
         f"Measured {info['date']} with `benchmarks/book_build.py` on {m['nproc']} CPU(s), {m['cpu']} "
-        f"(load average before the run: {load}); the build executes {info.get('build_jobs', 1)} page(s) at a time.",
+        f"(load average before the run: {load}).",
         "",
         "| what | seconds | result |",
         "| --- | ---: | --- |",

@@ -24,15 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("CNNBOOK_BUILD_PATH", ROOT)).resolve() / "_build"
 HTML = BUILD / "html"
 EXECUTED = BUILD / "jupyter_execute"
-# Pages read (and executed) at the same time. The two training pages take most of a cold build;
-# each keeps about 1.2 of 2 cores busy, so running them side by side shortens the build.
-# CNNBOOK_BUILD_JOBS=1 builds one page at a time.
-JOBS = int(os.environ.get("CNNBOOK_BUILD_JOBS", "2"))
 
 
 def build(quiet: bool = False) -> int:
-    cmd = [sys.executable, "-m", "cnnbook.build", "jupyter-book", "build", str(ROOT), "--path-output",
-           str(BUILD.parent), "--nitpick", "--warningiserror", "--keep-going"]
+    jupyter_book = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jupyter_book), "build", str(ROOT), "--path-output", str(BUILD.parent),
+           "--nitpick", "--warningiserror", "--keep-going"]
     if quiet:
         cmd.append("--quiet")
     code = subprocess.call(cmd, cwd=ROOT)
@@ -189,33 +186,5 @@ def publish_notebooks() -> list[Path]:
     return written
 
 
-def jupyter_book(argv: list[str], jobs: int = JOBS) -> None:
-    """jupyter-book's command line, with Sphinx reading ``jobs`` pages in parallel.
-
-    Jupyter Book 1 calls Sphinx with one job and has no option for more. MyST-NB executes the
-    notebooks of pages read in parallel side by side, each page still in a kernel of its own, so
-    no result changes. Sphinx reads in parallel only when every extension says it may:
-    sphinx-multitoc-numbering (loaded by sphinx-external-toc) does not say, although it acts only
-    after reading (and only on numbered chapters, which this book has none of).
-    """
-    import functools
-
-    import jupyter_book.sphinx
-    import sphinx_multitoc_numbering
-    from jupyter_book.cli.main import main
-
-    setup = sphinx_multitoc_numbering.setup
-
-    def setup_parallel_safe(app):
-        setup(app)
-        return {"parallel_read_safe": True, "parallel_write_safe": True}
-
-    sphinx_multitoc_numbering.setup = setup_parallel_safe
-    jupyter_book.sphinx.build_sphinx = functools.partial(jupyter_book.sphinx.build_sphinx, jobs=jobs)
-    main(argv)
-
-
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["jupyter-book"]:
-        jupyter_book(sys.argv[2:])
     raise SystemExit(build())

@@ -44,27 +44,3 @@ def test_second_build_executes_nothing(book):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     executed = re.findall(r"Executing notebook.*", proc.stdout + proc.stderr)
     assert not executed, f"a rebuild with nothing changed executed notebooks: {executed}"
-
-
-def test_build_reads_and_executes_pages_two_at_a_time(tmp_path, monkeypatch):
-    """cnnbook.build runs Sphinx with 2 jobs, and every extension lets it read (so execute) in parallel.
-
-    One extension that does not declare itself parallel-safe would make Sphinx read serially (with a
-    warning, which fails the -W build); this stops right where Sphinx decides, before any page runs.
-    """
-    import sphinx.application
-
-    from cnnbook import build as book_build
-
-    decided = {}
-
-    def record(app, typ):
-        decided.update(jobs=app.parallel, typ=typ, allowed=original(app, typ))
-        raise SystemExit(0)
-
-    original = sphinx.application.Sphinx.is_parallel_allowed
-    monkeypatch.setattr(sphinx.application.Sphinx, "is_parallel_allowed", record)
-    with pytest.raises(SystemExit):
-        book_build.jupyter_book(["build", str(ROOT), "--path-output", str(tmp_path), "-n", "-W", "--quiet"])
-    assert decided == {"jobs": book_build.JOBS, "typ": "read", "allowed": True}
-    assert book_build.JOBS == 2
