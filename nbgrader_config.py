@@ -10,9 +10,6 @@ See book/instructors.md for the one command per step.
 import os
 from pathlib import Path
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades, NbGraderPreprocessor
-
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
 ROOT = Path(__file__).resolve().parent
@@ -38,19 +35,6 @@ c.Autograde.create_student = True
 c.Execute.timeout = 300
 
 
-class HideTracebacks(NbGraderPreprocessor):
-    """Feedback shows a failed test's message, not its traceback (which would quote hidden test lines)."""
-
-    def preprocess_cell(self, cell, resources, index):
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                output["traceback"] = [f"{output['ename']}: {output['evalue']}"]
-        return cell, resources
-
-
-# Feedback: grades first, then remove hidden tests and their tracebacks from what students see.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTracebacks, CSSHTMLHeaderPreprocessor]
-
 # Students' code runs in a sandbox: as `nobody`, inside bubblewrap, with no network, resource
 # limits and only its own folder writable (gradebook.db and solutions/ are invisible to it); stored
 # outputs are capped in bytes; deleted test cells are restored. Autograding refuses to run without
@@ -58,3 +42,14 @@ c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, HideTracebacks,
 from cnnbook.sandbox import configure  # noqa: E402
 
 configure(c, ROOT)
+
+# Bad and hostile submissions (see cnnbook/grading.py): before nbgrader checks a submitted notebook,
+# forged, unknown or duplicated nbgrader metadata is restored from the gradebook (one bad notebook no
+# longer stops `nbgrader autograde` for everyone); graded outputs keep only text and PNG/JPEG images
+# (student HTML/JavaScript would run in the formgrader). Feedback: grades, then hidden tests removed;
+# a test cell with hidden tests shows only passed/failed (student code runs inside it and could print
+# the hidden tests), hidden-test lines are removed from every other output, and tracebacks are
+# shortened to the error message. Call it after configure(c, ROOT) above: it extends the steps that sets.
+from cnnbook import grading  # noqa: E402
+
+grading.configure(c)

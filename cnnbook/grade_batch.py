@@ -2,11 +2,13 @@
 
 Run in the course folder::
 
-    python -m cnnbook.grade_batch ps1-convolution [--wall-seconds 900] [--student ID ...]
+    python -m cnnbook.grade_batch ps1-convolution [--wall-seconds 1500] [--student ID ...]
 
 For each student in ``submitted/`` the notebooks are checked first (unreadable ones are rejected
-with a reason, forged nbgrader metadata, a changed kernelspec and stored outputs are sanitised, a
-notebook saved under another name is taken when it is the only one); the original file is copied to
+with a reason; one saved by an old Jupyter, nbformat 3, is converted to version 4; forged, unknown
+or copied nbgrader cells, a changed kernelspec and stored outputs are sanitised by
+:func:`cnnbook.grading.sanitise`, which plain ``nbgrader autograde`` applies too; a notebook saved
+under another name is taken when it is the only one); the original file is copied to
 ``grade_batch/<assignment>/originals/<student>/`` before anything is changed. Then
 ``nbgrader autograde <assignment> --student <id> --force`` runs in its own process group under a
 wall-clock limit. A status per student (graded, timed out, kernel died, unreadable notebook,
@@ -17,7 +19,6 @@ nbgrader's log per student to ``grade_batch/<assignment>/logs/<student>.log``.
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import json
 import os
@@ -29,7 +30,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-NBGRADER_SCHEMA = 3
+import nbformat
+
+from cnnbook.grading import Reference, sanitise
+
+
+NBGRADER_CELL_TIMEOUT = 30  # nbgrader's Execute.timeout when the course sets none
+MIN_WALL_SECONDS = 300
 
 
 @dataclass
@@ -43,10 +50,14 @@ class Result:
 
 
 def course_dirs(course: Path) -> dict:
-    """Folder names from the course's nbgrader_config.py (nbgrader's defaults otherwise)."""
+    """Folder names from the course's nbgrader_config.py (nbgrader's defaults otherwise), and the
+    per-student wall-clock limit that its cell timeout and kernel restarts call for (``wall_seconds``)."""
+    from cnnbook.sandbox import MAX_KERNEL_RESTARTS
+
     names = {"source_directory": "source", "submitted_directory": "submitted",
              "autograded_directory": "autograded",
              "release_directory": "release", "db_url": f"sqlite:///{course / 'gradebook.db'}"}
+    cell_timeout, restarts = NBGRADER_CELL_TIMEOUT, MAX_KERNEL_RESTARTS
     config = course / "nbgrader_config.py"
     if config.is_file():
         from traitlets.config.loader import PyFileConfigLoader
@@ -56,6 +67,11 @@ def course_dirs(course: Path) -> dict:
         for key in names:
             if key in section:
                 names[key] = section[key]
+        cell_timeout = loaded.get("Execute", {}).get("timeout", cell_timeout)
+        restarts = loaded.get("SandboxedExecute", {}).get("max_kernel_restarts", restarts)
+    # Each hung cell costs a cell timeout, and the sandbox grades on in a fresh kernel up to `restarts`
+    # times; one more timeout's worth is left for the cells that run normally.
+    names["wall_seconds"] = max(MIN_WALL_SECONDS, (restarts + 2) * cell_timeout)
     return names
 
 
@@ -70,61 +86,45 @@ def source_notebooks(course: Path, dirs: dict, assignment: str) -> dict[str, dic
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.ipynb"))}
 
 
-def _read_notebook(path: Path) -> tuple[dict | None, str | None]:
+def _read_notebook(path: Path) -> tuple[dict | None, str | None, list[str]]:
+    """(notebook, None, notes) or (None, why it cannot be graded, []).
+
+    A notebook saved by an old Jupyter (nbformat 3 or older) is converted to version 4, as nbgrader
+    itself would on reading it: an old client is not cheating.
+    """
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (bad byte at offset {exc.start})"
+        return None, f"not UTF-8 text (bad byte at offset {exc.start})", []
     try:
         nb = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}"
+        return None, f"not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}", []
+    notes = []
+    version = nb.get("nbformat") if isinstance(nb, dict) else None
+    if isinstance(version, int) and 1 <= version < 4:
+        try:
+            nb = nbformat.convert(nbformat.from_dict(nb), 4)
+        except Exception as exc:  # noqa: BLE001 - any malformed old notebook: reject it with the reason
+            return None, f"an nbformat {version} notebook that cannot be converted to version 4 ({exc!r})", []
+        notes.append(f"nbformat {version} notebook (saved by an old Jupyter) converted to version 4")
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or nb.get("nbformat") != 4:
-        return None, "not a Jupyter notebook (version 4 with a list of cells)"
+        return None, "not a Jupyter notebook (version 4 with a list of cells)", []
     if not all(isinstance(c, dict) and c.get("cell_type") in ("code", "markdown", "raw") for c in nb["cells"]):
-        return None, "has cells that are not code, markdown or raw cells"
-    return nb, None
-
-
-def sanitise(nb: dict, source: dict) -> list[str]:
-    """Make ``nb`` safe to grade against ``source`` (in place); returns what was changed."""
-    notes: list[str] = []
-    known = {}
-    for cell in source["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader")
-        if meta and "grade_id" in meta:
-            known[meta["grade_id"]] = meta
-    for cell in nb["cells"]:
-        if not isinstance(cell.get("metadata"), dict):
-            cell["metadata"] = {}
-        meta = cell["metadata"].get("nbgrader")
-        if meta is not None:
-            gid = meta.get("grade_id") if isinstance(meta, dict) else None
-            if gid in known:
-                if meta != known[gid]:
-                    notes.append(f"cell {gid!r}: nbgrader metadata differed from the assignment's; restored")
-                    cell["metadata"]["nbgrader"] = copy.deepcopy(known[gid])
-            else:
-                notes.append(f"cell with unknown nbgrader metadata {str(meta)[:80]!r}: metadata removed")
-                del cell["metadata"]["nbgrader"]
-        if not isinstance(cell.get("source"), (str, list)):
-            cell["source"] = ""
-            notes.append("a cell without text: emptied")
-        if cell.get("cell_type") == "code":
-            if cell.get("outputs"):
-                notes.append("stored outputs removed")
-            cell["outputs"], cell["execution_count"] = [], None
-    spec = source.get("metadata", {}).get("kernelspec")
-    if nb.get("metadata", {}).get("kernelspec") != spec:
-        notes.append("kernelspec differed from the assignment's; restored")
-        nb.setdefault("metadata", {})["kernelspec"] = spec
-    return sorted(set(notes), key=notes.index)
+        return None, "has cells that are not code, markdown or raw cells", []
+    return nb, None, notes
 
 
 def prepare(student_dir: Path, sources: dict[str, dict], originals: Path) -> tuple[str | None, list[str]]:
     """Check and sanitise one student's notebooks. Returns (rejection status or None, notes)."""
     notes: list[str] = []
+    # nbgrader copies a submission as root and follows symbolic links: a link to the gradebook or to
+    # solutions/ would arrive in the graded folder as a readable copy. A submission is files, not links.
+    for link in sorted(p for p in student_dir.rglob("*") if p.is_symlink()):
+        notes.append(f"symbolic link {link.relative_to(student_dir)} -> {os.readlink(link)} removed "
+                     f"(a submission may not link to files outside it)")
+        link.unlink()
     present = sorted(p.name for p in student_dir.glob("*.ipynb"))
     for name, source in sources.items():
         path = student_dir / name
@@ -138,11 +138,11 @@ def prepare(student_dir: Path, sources: dict[str, dict], originals: Path) -> tup
             else:
                 notes.append(f"{name} is missing (found: {', '.join(present) or 'no notebooks'})")
                 return "missing notebook", notes
-        nb, problem = _read_notebook(path)
+        nb, problem, changes = _read_notebook(path)
         if nb is None:
             notes.append(f"{name} is unreadable: {problem}")
             return "unreadable notebook", notes
-        changes = sanitise(nb, source)
+        changes += sanitise(nb, Reference.from_notebook(source))
         if changes:
             originals.mkdir(parents=True, exist_ok=True)
             if not (originals / name).exists():
@@ -195,17 +195,21 @@ def _kernel_trouble(folder: Path) -> str | None:
             continue
         enames = {o.get("ename") for c in nb.get("cells", []) for o in c.get("outputs", [])
                   if o.get("output_type") == "error"}
-        if "DeadKernelError" in enames:
-            return "kernel died"
-        if "CellTimeoutError" in enames:
-            return "cell timed out"
+        trouble = [what for ename, what in (("DeadKernelError", "kernel died"),
+                                            ("CellTimeoutError", "cell timed out")) if ename in enames]
+        if trouble:
+            # The sandbox grades on in a fresh kernel; only past its restart limit are later cells not run.
+            return "; ".join(trouble + (["later cells not run"] if "NotRun" in enames else []))
     return None
 
 
-def grade(course: Path, assignment: str, students: list[str] | None = None, wall_seconds: float = 900,
+def grade(course: Path, assignment: str, students: list[str] | None = None, wall_seconds: float | None = None,
           echo=print) -> list[Result]:
+    """Grade ``students`` (default: everyone in submitted/) one by one; ``wall_seconds`` per student
+    defaults to what the course's cell timeout and kernel restarts call for (see :func:`course_dirs`)."""
     course = course.resolve()
     dirs = course_dirs(course)
+    wall_seconds = wall_seconds or dirs["wall_seconds"]
     sources = source_notebooks(course, dirs, assignment)
     out_dir = course / "grade_batch" / assignment
     submitted = course / dirs["submitted_directory"]
@@ -231,7 +235,7 @@ def grade(course: Path, assignment: str, students: list[str] | None = None, wall
                 if res.status == "graded":
                     trouble = _kernel_trouble(course / dirs["autograded_directory"] / student / assignment)
                     if trouble:
-                        res.status = f"graded ({trouble}; later cells not run)"
+                        res.status = f"graded ({trouble})"
                 elif res.status == "error":
                     res.notes.append(f"nbgrader failed: see {out_dir / 'logs' / (student + '.log')}")
                 elif res.status == "timed out":
@@ -256,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnbook.grade_batch", description=__doc__.split("\n")[0])
     parser.add_argument("assignment")
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    parser.add_argument("--wall-seconds", type=float, default=900, help="wall-clock limit per student (default 900)")
+    parser.add_argument("--wall-seconds", type=float, help="wall-clock limit per student (default: (kernel restarts "
+                        "+ 2) x the cell timeout in nbgrader_config.py, at least 300)")
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course folder (default: current folder)")
     args = parser.parse_args(argv)
     results = grade(args.course, args.assignment, args.student, args.wall_seconds)

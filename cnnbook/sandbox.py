@@ -8,11 +8,14 @@ behind that edits grades later. This module provides
   drops to the unprivileged user ``nobody`` when started as root, sets resource limits
   (address space, CPU seconds, processes/threads, file size, open files) and starts ipykernel
   inside bubblewrap with no network, a read-only root, private ``/tmp`` and ``$HOME``, the course
-  folder hidden (only the Python environment, the ``cnnbook`` package, the dataset cache and the
-  notebook's own folder are visible), in a new pid namespace that dies with its parent;
+  folder hidden (only the Python environment, the ``cnnbook`` package and the dataset cache are
+  visible, read-only), a private working folder in place of the notebook's folder (the assignment's
+  other files read-only in it, no notebook: the one being graded holds the hidden tests), in a new
+  pid namespace that dies with its parent;
 * :func:`configure`, called from ``nbgrader_config.py``, which makes plain ``nbgrader autograde``
-  use that kernel, stop a cell that hangs or kills its kernel (later cells are marked not run; the scores of
-  the cells before are kept), cap the bytes of output saved in the graded notebook, and restore deleted test cells.
+  use that kernel, stop a cell that hangs or kills its kernel (a fresh kernel re-runs the cells above
+  it and grading goes on, up to 3 times per notebook; then later cells are marked not run), cap the
+  bytes of output saved in the graded notebook, and restore deleted test cells.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ KERNEL_NAME = "cnnbook-sandbox"
 NOBODY = 65534
 ENV_COURSE = "CNNBOOK_SANDBOX_COURSE_ROOT"
 ENV_LIMITS = "CNNBOOK_SANDBOX_LIMITS"
+SCRATCH_MB = 256  # size of each of the kernel's tmpfs scratch spaces: its /tmp and its working folder
+MAX_KERNEL_RESTARTS = 3  # per notebook, after a cell hangs or kills its kernel (see SandboxedExecute)
 
 # Per kernel. Measured in the sandbox on 2 cores: TensorFlow import + MNIST + one epoch of a small
 # Conv2D model peaks at 2.3 GB of address space (VmPeak) and 20 threads; the limits leave a wide margin.
@@ -157,17 +162,41 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def _bind(path: Path, writable: bool = False) -> list[str]:
-    """bwrap arguments that show ``path`` at the same place, with traversable parent folders.
+def _open_parents(path: Path) -> list[str]:
+    """bwrap arguments that make the parent folders of ``path`` traversable.
 
-    A bind under a tmpfs (/tmp, /root, the hidden course folder) makes bwrap create the missing
+    A mount under a tmpfs (/tmp, /root, the hidden course folder) makes bwrap create the missing
     parents with mode 0700, which `nobody` cannot enter; ``--perms 0755 --dir`` creates them open
     (folders that already exist are left as they are).
     """
     args = []
     for parent in reversed(path.parents[:-1]):  # from the top, without "/"
         args += ["--perms", "0755", "--dir", str(parent)]
-    return args + ["--bind" if writable else "--ro-bind", str(path), str(path)]
+    return args
+
+
+def _bind(path: Path, writable: bool = False) -> list[str]:
+    """bwrap arguments that show ``path`` at the same place, with traversable parent folders."""
+    return _open_parents(path) + ["--bind" if writable else "--ro-bind", str(path), str(path)]
+
+
+def _working_folder(cwd: Path) -> list[str]:
+    """bwrap arguments that give the kernel a private working folder at ``cwd`` with the assignment's files.
+
+    nbgrader runs the kernel in ``autograded/<student>/<assignment>/``, where it has just written the
+    notebook being graded *with its hidden tests*, and where it later writes (as root) the graded
+    notebook and the assignment's next notebooks; generate_feedback copies that folder's other files to
+    the students. So the kernel sees a fresh tmpfs there instead: no notebook (nothing to read the hidden
+    tests from), the assignment's other files read-only, and whatever it writes (a file, a symlink named
+    like a notebook) vanishes with the kernel instead of being read, written through or handed out.
+    """
+    args = _open_parents(cwd) + ["--size", str(SCRATCH_MB * 1024 * 1024), "--perms", "1777",
+                                 "--tmpfs", str(cwd)]
+    for entry in sorted(cwd.glob("*")):  # dotfiles included
+        # Symlinks are left out: bwrap runs as root and would follow them anywhere.
+        if ".ipynb" not in entry.name.lower() and not entry.is_symlink():
+            args += ["--ro-bind", str(entry), str(entry)]
+    return args
 
 
 def sandbox_command(connection_fd: int, kernel_args: list[str], cwd: Path, socket_dir: Path,
@@ -182,7 +211,7 @@ def sandbox_command(connection_fd: int, kernel_args: list[str], cwd: Path, socke
     cmd = [
         bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
         *_unshare(), "--die-with-parent", "--new-session",
-        "--size", str(256 * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp",
+        "--size", str(SCRATCH_MB * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp",
         "--tmpfs", "/root",  # the grader's home
     ]
     base = Path(sys.base_prefix).resolve()  # the Python the venv is made from (pyenv keeps it in /root)
@@ -204,7 +233,7 @@ def sandbox_command(connection_fd: int, kernel_args: list[str], cwd: Path, socke
         cmd += _bind(path)
     for dest, fd in data_fds.items():  # dataset files only root may read: readable copies
         cmd += ["--perms", "0444", "--ro-bind-data", str(fd), dest]
-    cmd += _bind(cwd, writable=True) + _bind(socket_dir, writable=True) + [
+    cmd += _working_folder(cwd) + _bind(socket_dir, writable=True) + [
             "--perms", "0444", "--ro-bind-data", str(connection_fd), "/tmp/.kernel.json", "--chdir", str(cwd)]
     cmd += _drop_privileges() + [sys.executable, "-m", "ipykernel_launcher", "-f", "/tmp/.kernel.json", *kernel_args]
     return cmd
@@ -254,8 +283,6 @@ def launch(argv: list[str]) -> int:
     cwd = Path.cwd().resolve()
     root = os.environ.get(ENV_COURSE)
     course_root = Path(root).resolve() if root else None
-    if os.geteuid() == 0 and cwd.stat().st_uid == 0:
-        os.chown(cwd, NOBODY, NOBODY)  # the notebook's own folder is the one writable place
     fds = [os.open(connection_file, os.O_RDONLY)]
     data_fds: dict[str, int] = {}
     data = _data_dir()
@@ -287,18 +314,28 @@ def launch(argv: list[str]) -> int:
 
 def _preprocessors():
     """nbgrader preprocessors defined lazily (nbgrader is imported only when grading)."""
-    import asyncio
-
-    from jupyter_core.utils import run_sync
+    from jupyter_core.utils import ensure_async, run_sync
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbformat.notebooknode import NotebookNode
     from nbgrader.preprocessors import Execute, NbGraderPreprocessor
     from traitlets import Bool, Integer, Unicode
 
     class SandboxedExecute(Execute):
-        """nbgrader's Execute in the sandbox kernel; a hung or dead kernel costs one cell, not the notebook."""
+        """nbgrader's Execute in the sandbox kernel; a hung or dead kernel costs its own cell, not the notebook.
+
+        After a cell hangs or kills its kernel, a fresh kernel re-runs the code cells above it (outputs
+        discarded, cells that hung or died skipped) and grading goes on with the next cell, so a function
+        that loops forever only costs the tests that call it. After ``max_kernel_restarts`` restarts in
+        one notebook, the cells after the next failure are marked as not run.
+
+        A test cell whose tracebacks the student silenced (``set_custom_exc``, a no-op ``showtraceback``)
+        still fails: the kernel's reply says "error", and nbgrader's ``Execute.on_cell_executed`` then adds
+        the error output that scores it 0 (tests/test_grading_kernel_tricks.py checks this).
+        """
 
         sandbox_kernel = Unicode(KERNEL_NAME).tag(config=True)
+        max_kernel_restarts = Integer(MAX_KERNEL_RESTARTS, help="Fresh kernels per notebook after a cell hangs "
+                                      "or kills its kernel; each one re-runs the cells above.").tag(config=True)
         # After a hung cell's kernel is replaced, its output stream never ends: do not fail the notebook.
         raise_on_iopub_timeout = Bool(False).tag(config=True)
 
@@ -320,29 +357,71 @@ def _preprocessors():
             raise CellTimeoutError(f"this cell ran longer than {timeout} s and was stopped")
 
         def preprocess_cell(self, cell, resources, index):
-            if getattr(self, "_stopped", None):
+            if self._stopped:
                 if cell.cell_type == "code":
                     self._error(cell, "NotRun", f"not run: {self._stopped}")
                 return cell, resources
             try:
                 return super().preprocess_cell(cell, resources, index)
             except (DeadKernelError, CellTimeoutError) as exc:
+                # The enames are what cnnbook.grade_batch reports as "kernel died" / "cell timed out".
                 if isinstance(exc, DeadKernelError):
                     name, why = "DeadKernelError", ("the kernel died while running this cell (memory or CPU "
                                                     "limit, os._exit, or a crash)")
                 else:
                     name, why = "CellTimeoutError", f"this cell ran longer than {self.timeout} s and was stopped"
-                self.log.error("Cell %s: %s; the cells after it are marked as not run", index, why)
                 self._error(cell, name, why)
-                self._stopped = f"an earlier cell failed ({why})"
-                try:
-                    run_sync(self.km.shutdown_kernel)(now=True)
-                except Exception as err:  # noqa: BLE001 - the kernel may be gone already
-                    self.log.warning("Could not shut the kernel down: %s", err)
+                self._failed_cells.add(index)
+                self._replace_kernel(index, why)
                 return cell, resources
+
+        def _replace_kernel(self, failed_index, why):
+            """Start a fresh kernel in the state the cells before ``failed_index`` left, or stop grading."""
+            try:
+                run_sync(self.km.shutdown_kernel)(now=True)
+            except Exception as err:  # noqa: BLE001 - the kernel may be gone already
+                self.log.warning("Could not shut the kernel down: %s", err)
+            if self._restarts >= self.max_kernel_restarts:
+                self.log.error("Cell %s: %s; %s kernel restarts used already, so the cells after it are marked "
+                               "as not run", failed_index, why, self._restarts)
+                self._stopped = (f"cell {failed_index} failed ({why}) after {self._restarts} kernel restarts, "
+                                 f"the most the grader allows per notebook")
+                return
+            self._restarts += 1
+            self.log.warning("Cell %s: %s; fresh kernel %s of %s re-runs the code cells above it, then grading "
+                             "goes on", failed_index, why, self._restarts, self.max_kernel_restarts)
+            replay_failure = run_sync(self._async_fresh_kernel)(failed_index)
+            if replay_failure is not None:
+                index, exc = replay_failure
+                self.log.error("Cell %s failed again when re-run in a fresh kernel (%s); the cells after cell %s "
+                               "are marked as not run", index, exc, failed_index)
+                self._stopped = (f"cell {failed_index} failed ({why}), and cell {index} hung or killed the fresh "
+                                 f"kernel when re-run before grading could go on")
+
+        async def _async_fresh_kernel(self, failed_index):
+            """Start a new kernel and re-run the code cells before ``failed_index`` that did not fail.
+
+            Their outputs are not recorded: the cells keep those of their graded run. Returns None, or
+            (index, exception) of a cell that hung or killed the kernel when re-run.
+            """
+            await self._async_cleanup_kernel()
+            self.km = self.create_kernel_manager()
+            await self.async_start_new_kernel()
+            await self.async_start_new_kernel_client()
+            for index, cell in enumerate(self.nb.cells[:failed_index]):
+                if cell.cell_type != "code" or not cell.source.strip() or index in self._failed_cells:
+                    continue
+                msg_id = await ensure_async(self.kc.execute(cell.source, stop_on_error=False))
+                try:
+                    await self.async_wait_for_reply(msg_id, cell)
+                except (DeadKernelError, CellTimeoutError) as exc:
+                    return index, exc
+            return None
 
         def preprocess(self, nb, resources=None, km=None):
             self._stopped = None
+            self._restarts = 0
+            self._failed_cells = set()
             try:
                 return super().preprocess(nb, resources, km)
             finally:

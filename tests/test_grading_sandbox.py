@@ -47,6 +47,22 @@ def test_command_hides_the_course_and_drops_privileges(tmp_path, monkeypatch):
         assert "--reuid=65534" in cmd and cmd.index("--reuid=65534") > cmd.index("--die-with-parent")
 
 
+def test_working_folder_shows_the_assignment_files_but_no_notebook(tmp_path):
+    folder = tmp_path / "autograded" / "s1" / "ps1"
+    (folder / "data").mkdir(parents=True)
+    for name in ("ps1.ipynb", "Other.IPYNB", "numbers.txt"):
+        (folder / name).write_text("x")
+    (folder / ".ipynb_checkpoints").mkdir()
+    (folder / "link.txt").symlink_to("/etc/shadow")
+    cmd = sandbox.sandbox_command(7, [], folder, tmp_path / "sock", tmp_path, {})
+    pairs = list(zip(cmd, cmd[1:]))
+    assert ("--tmpfs", str(folder)) in pairs and ("--bind", str(folder)) not in pairs  # a private, empty tmpfs
+    shown = {Path(src).name for flag, src in pairs if flag == "--ro-bind" and Path(src).parent == folder}
+    assert shown == {"data", "numbers.txt"}  # read-only; no notebook, no checkpoints, no symlink followed as root
+    assert not any(arg.endswith(("ps1.ipynb", "link.txt")) for arg in cmd)
+    assert cmd.index(str(folder / "numbers.txt")) > cmd.index(str(folder))  # bound onto the tmpfs, not hidden by it
+
+
 def test_kernel_environment_leaks_nothing_of_the_grader(monkeypatch):
     monkeypatch.setenv("NBGRADER_DB_URL", "postgresql://grader:secret@db/course")
     monkeypatch.setenv("JPY_PARENT_PID", "123")
