@@ -36,8 +36,9 @@ c.Execute.timeout = 300
 
 
 # Students' code runs in a sandbox: as `nobody`, inside bubblewrap, with no network, resource
-# limits and only its own folder writable (gradebook.db and solutions/ are invisible to it); stored
-# outputs are capped in bytes; deleted test cells are restored. Autograding refuses to run without
+# limits and a private working folder (gradebook.db, solutions/ and the notebook being graded are
+# invisible to it); a hung or crashing cell costs only its own points; stored outputs are capped in
+# bytes; deleted test cells are restored. Autograding refuses to run without
 # bubblewrap unless you pass require_sandbox=False (trusted submissions only). See cnnbook/sandbox.py.
 from cnnbook.sandbox import configure  # noqa: E402
 
