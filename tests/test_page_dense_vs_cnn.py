@@ -44,7 +44,11 @@ def test_shapes_directly_in_tensorflow():
 def test_accuracies(glued):
     assert glued["net1_accuracy"] >= 0.80, glued["net1_accuracy"]
     assert glued["net2_accuracy"] >= 0.85, glued["net2_accuracy"]
-    assert glued["net2_scaled_accuracy"] >= 0.87, glued["net2_scaled_accuracy"]
+    # net2 on scaled pixels trains for one epoch; the page compares it with net2's own first epoch.
+    assert glued["net2_scaled_accuracy"] >= 0.85, glued["net2_scaled_accuracy"]
+    assert glued["net2_scaled_accuracy"] > glued["net2_epoch1_accuracy"], (
+        glued["net2_scaled_accuracy"], glued["net2_epoch1_accuracy"])
+    assert 0.5 < glued["net2_epoch1_accuracy"] <= glued["net2_accuracy"] + 0.02
     assert glued["improved_accuracy"] >= 0.91, glued["improved_accuracy"]
     assert glued["improved_errors"] == round((1 - glued["improved_accuracy"]) * 10_000)
 
@@ -58,3 +62,4 @@ def test_page_shows_the_numbers(book, glued):
     assert "1,149,010" in text and "14,590" in text
     assert "0.0127" in text
     assert f"{glued['net2_accuracy']:.4f}" in text and f"{glued['improved_accuracy']:.4f}" in text
+    assert f"{glued['net2_epoch1_accuracy']:.4f}" in text and f"{glued['net2_scaled_accuracy']:.4f}" in text

@@ -50,7 +50,7 @@ def test_parameter_counts_match_keras_directly():
 
 def test_port_reaches_990(glued):
     assert glued["port_accuracy"] >= 0.990, f"the port reached only {glued['port_accuracy']:.4f}"
-    assert glued["port_epochs"] == 5
+    assert glued["port_epochs"] == 4
 
 
 def test_improved_reaches_993(glued):
