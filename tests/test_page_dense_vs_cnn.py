@@ -63,3 +63,15 @@ def test_page_shows_the_numbers(book, glued):
     assert "0.0127" in text
     assert f"{glued['net2_accuracy']:.4f}" in text and f"{glued['improved_accuracy']:.4f}" in text
     assert f"{glued['net2_epoch1_accuracy']:.4f}" in text and f"{glued['net2_scaled_accuracy']:.4f}" in text
+
+
+def test_improved_network_is_the_three_block_cnn_the_page_describes(book, glued):
+    # Three conv (no bias) + batch-norm blocks of 16, 32, 64 filters, then dense 128 and dense 10.
+    blocks = (3 * 3 * 1 * 16 + 4 * 16) + (3 * 3 * 16 * 32 + 4 * 32) + (3 * 3 * 32 * 64 + 4 * 64)
+    assert glued["improved_params"] == blocks + (3 * 3 * 64 * 128 + 128) + (128 * 10 + 10) == 98_778
+    three_blocks = 28 * 28 * 9 * 16 + 14 * 14 * 9 * 16 * 32 + 7 * 7 * 9 * 32 * 64 + 576 * 128 + 128 * 10
+    two_blocks = 28 * 28 * 9 * 32 + 14 * 14 * 9 * 32 * 64 + 7 * 7 * 64 * 128 + 128 * 10
+    assert 14 * 14 * 9 * 16 * 32 == 7 * 7 * 9 * 32 * 64 == 903_168
+    assert round(three_blocks / 1e6) == 2 and round(two_blocks / 1e6, 1) == 4.2 and three_blocks < two_blocks / 2
+    text = (book.html / "book" / f"{PAGE}.html").read_text()
+    assert "903" in text and "4.2 million" in text

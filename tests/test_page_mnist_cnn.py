@@ -85,3 +85,23 @@ def test_page_shows_the_numbers(book, glued):
     assert f"{glued['port_accuracy']:.4f}" in text
     assert f"{glued['improved_accuracy']:.4f}" in text
     assert "0.9851" in text  # seed 001's reported accuracy, in the summary table
+
+
+def conv_multiplications(size, filters_in, filters_out, kernel=3):
+    """Multiplications of one SAME convolution on a size x size map, per image."""
+    return size * size * kernel * kernel * filters_in * filters_out
+
+
+def test_improved_network_is_the_cheaper_shape_the_page_describes(book, glued):
+    # Three conv (no bias) + batch-norm blocks of 16, 32, 64 filters, one dense (no bias) + BN of 128.
+    blocks = (3 * 3 * 1 * 16 + 4 * 16) + (3 * 3 * 16 * 32 + 4 * 32) + (3 * 3 * 32 * 64 + 4 * 64)
+    assert glued["improved_params_total"] == blocks + (3 * 3 * 64 * 128 + 4 * 128) + (128 * 10 + 10) == 99_162
+    improved = (conv_multiplications(28, 1, 16) + conv_multiplications(14, 16, 32)
+                + conv_multiplications(7, 32, 64) + 3 * 3 * 64 * 128 + 128 * 10)
+    port = (conv_multiplications(28, 1, 32) + conv_multiplications(14, 32, 64)
+            + 7 * 7 * 64 * 256 + 256 * 256 + 256 * 10)
+    assert conv_multiplications(14, 16, 32) == conv_multiplications(7, 32, 64) == 903_168
+    assert round(improved / 1e6, 1) == 2.0 and round(port / 1e6, 1) == 4.7
+    assert round(conv_multiplications(14, 32, 64) / 1e6, 1) == 3.6
+    text = (book.html / "book" / f"{PAGE}.html").read_text()
+    assert "903" in text and "2.0 million" in text and "4.7 million" in text and "3.6 million" in text
