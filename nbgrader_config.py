@@ -35,22 +35,13 @@ c.Autograde.create_student = True
 c.Execute.timeout = 300
 
 
-# Students' code runs in a sandbox: as `nobody`, inside bubblewrap, with no network, resource
-# limits and a private working folder (gradebook.db, solutions/ and the notebook being graded are
-# invisible to it); a hung or crashing cell costs only its own points; stored outputs are capped in
-# bytes; deleted test cells are restored. Autograding refuses to run without
-# bubblewrap unless you pass require_sandbox=False (trusted submissions only). See cnnbook/sandbox.py.
-from cnnbook.sandbox import configure  # noqa: E402
+# Grading that a student cannot forge (cnnbook/grader/__init__.py): students' code runs in a sandbox
+# (bubblewrap, user nobody, no network, resource limits, only the Python environment, the dataset cache
+# and a private working folder visible) and decides nothing. After the student's cells, the grader
+# calls the student's functions on inputs it draws for each submission; the results come back as plain
+# data, and the grader's own checks (cnnbook/grader/checks/) decide every graded cell's points and
+# name the mistake in the feedback. Autograding refuses to run without bubblewrap unless you pass
+# require_sandbox=False (trusted submissions only).
+from cnnbook.grader import configure  # noqa: E402
 
 configure(c, ROOT)
-
-# Bad and hostile submissions (see cnnbook/grading.py): before nbgrader checks a submitted notebook,
-# forged, unknown or duplicated nbgrader metadata is restored from the gradebook (one bad notebook no
-# longer stops `nbgrader autograde` for everyone); graded outputs keep only text and PNG/JPEG images
-# (student HTML/JavaScript would run in the formgrader). Feedback: grades, then hidden tests removed;
-# a test cell with hidden tests shows only passed/failed (student code runs inside it and could print
-# the hidden tests), hidden-test lines are removed from every other output, and tracebacks are
-# shortened to the error message. Call it after configure(c, ROOT) above: it extends the steps that sets.
-from cnnbook import grading  # noqa: E402
-
-grading.configure(c)

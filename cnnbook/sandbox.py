@@ -12,10 +12,10 @@ behind that edits grades later. This module provides
   visible, read-only), a private working folder in place of the notebook's folder (the assignment's
   other files read-only in it, no notebook: the one being graded holds the hidden tests), in a new
   pid namespace that dies with its parent;
-* :func:`configure`, called from ``nbgrader_config.py``, which makes plain ``nbgrader autograde``
-  use that kernel, stop a cell that hangs or kills its kernel (a fresh kernel re-runs the cells above
-  it and grading goes on, up to 3 times per notebook; then later cells are marked not run), cap the
-  bytes of output saved in the graded notebook, and restore deleted test cells.
+* :func:`configure_limits`, which the grader's one entry point (:func:`cnnbook.grader.configure`)
+  calls to pass resource limits to the launcher.
+
+nbgrader runs the kernel through ``cnnbook.grader.preprocessors.sandboxedexecute``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ KERNEL_NAME = "cnnbook-sandbox"
 NOBODY = 65534
 ENV_COURSE = "CNNBOOK_SANDBOX_COURSE_ROOT"
 ENV_LIMITS = "CNNBOOK_SANDBOX_LIMITS"
+# Top-level packages the kernel may not import (comma-separated), set by the grader per assignment.
+ENV_HIDDEN_PACKAGES = "CNNBOOK_SANDBOX_HIDDEN_PACKAGES"
 SCRATCH_MB = 256  # size of each of the kernel's tmpfs scratch spaces: its /tmp and its working folder
 MAX_KERNEL_RESTARTS = 3  # per notebook, after a cell hangs or kills its kernel (see SandboxedExecute)
 
@@ -309,211 +311,17 @@ def launch(argv: list[str]) -> int:
     return code
 
 
-# --------------------------------------------------------------------------- nbgrader side
+def configure_limits(course_root, limits: dict | None = None) -> None:
+    """Tell the launcher (which inherits nbgrader's environment) the course folder and the limits.
 
-
-def _preprocessors():
-    """nbgrader preprocessors defined lazily (nbgrader is imported only when grading)."""
-    from jupyter_core.utils import ensure_async, run_sync
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
-    from nbformat.notebooknode import NotebookNode
-    from nbgrader.preprocessors import Execute, NbGraderPreprocessor
-    from traitlets import Bool, Integer, Unicode
-
-    class SandboxedExecute(Execute):
-        """nbgrader's Execute in the sandbox kernel; a hung or dead kernel costs its own cell, not the notebook.
-
-        After a cell hangs or kills its kernel, a fresh kernel re-runs the code cells above it (outputs
-        discarded, cells that hung or died skipped) and grading goes on with the next cell, so a function
-        that loops forever only costs the tests that call it. After ``max_kernel_restarts`` restarts in
-        one notebook, the cells after the next failure are marked as not run.
-
-        A test cell whose tracebacks the student silenced (``set_custom_exc``, a no-op ``showtraceback``)
-        still fails: the kernel's reply says "error", and nbgrader's ``Execute.on_cell_executed`` then adds
-        the error output that scores it 0 (tests/test_grading_kernel_tricks.py checks this).
-        """
-
-        sandbox_kernel = Unicode(KERNEL_NAME).tag(config=True)
-        max_kernel_restarts = Integer(MAX_KERNEL_RESTARTS, help="Fresh kernels per notebook after a cell hangs "
-                                      "or kills its kernel; each one re-runs the cells above.").tag(config=True)
-        # After a hung cell's kernel is replaced, its output stream never ends: do not fail the notebook.
-        raise_on_iopub_timeout = Bool(False).tag(config=True)
-
-        def create_kernel_manager(self):
-            self.kernel_name = self.sandbox_kernel  # ignore the kernelspec the student's notebook names
-            km = super().create_kernel_manager()
-            km.transport = "ipc"
-            folder = Path(tempfile.gettempdir()) / f"cnnbook-kernel-{secrets.token_hex(8)}"
-            km.ip = str(folder / "k")
-            self._socket_dirs = getattr(self, "_socket_dirs", []) + [folder]
-            return km
-
-        def _error(self, cell, ename, evalue):
-            cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue,
-                                             traceback=[f"{ename}: {evalue}"]))
-
-        async def _async_handle_timeout(self, timeout, cell=None):
-            # An interrupt may be ignored (signal.SIG_IGN) and the kernel stays busy: stop here.
-            raise CellTimeoutError(f"this cell ran longer than {timeout} s and was stopped")
-
-        def preprocess_cell(self, cell, resources, index):
-            if self._stopped:
-                if cell.cell_type == "code":
-                    self._error(cell, "NotRun", f"not run: {self._stopped}")
-                return cell, resources
-            try:
-                return super().preprocess_cell(cell, resources, index)
-            except (DeadKernelError, CellTimeoutError) as exc:
-                # The enames are what cnnbook.grade_batch reports as "kernel died" / "cell timed out".
-                if isinstance(exc, DeadKernelError):
-                    name, why = "DeadKernelError", ("the kernel died while running this cell (memory or CPU "
-                                                    "limit, os._exit, or a crash)")
-                else:
-                    name, why = "CellTimeoutError", f"this cell ran longer than {self.timeout} s and was stopped"
-                self._error(cell, name, why)
-                self._failed_cells.add(index)
-                self._replace_kernel(index, why)
-                return cell, resources
-
-        def _replace_kernel(self, failed_index, why):
-            """Start a fresh kernel in the state the cells before ``failed_index`` left, or stop grading."""
-            try:
-                run_sync(self.km.shutdown_kernel)(now=True)
-            except Exception as err:  # noqa: BLE001 - the kernel may be gone already
-                self.log.warning("Could not shut the kernel down: %s", err)
-            if self._restarts >= self.max_kernel_restarts:
-                self.log.error("Cell %s: %s; %s kernel restarts used already, so the cells after it are marked "
-                               "as not run", failed_index, why, self._restarts)
-                self._stopped = (f"cell {failed_index} failed ({why}) after {self._restarts} kernel restarts, "
-                                 f"the most the grader allows per notebook")
-                return
-            self._restarts += 1
-            self.log.warning("Cell %s: %s; fresh kernel %s of %s re-runs the code cells above it, then grading "
-                             "goes on", failed_index, why, self._restarts, self.max_kernel_restarts)
-            replay_failure = run_sync(self._async_fresh_kernel)(failed_index)
-            if replay_failure is not None:
-                index, exc = replay_failure
-                self.log.error("Cell %s failed again when re-run in a fresh kernel (%s); the cells after cell %s "
-                               "are marked as not run", index, exc, failed_index)
-                self._stopped = (f"cell {failed_index} failed ({why}), and cell {index} hung or killed the fresh "
-                                 f"kernel when re-run before grading could go on")
-
-        async def _async_fresh_kernel(self, failed_index):
-            """Start a new kernel and re-run the code cells before ``failed_index`` that did not fail.
-
-            Their outputs are not recorded: the cells keep those of their graded run. Returns None, or
-            (index, exception) of a cell that hung or killed the kernel when re-run.
-            """
-            await self._async_cleanup_kernel()
-            self.km = self.create_kernel_manager()
-            await self.async_start_new_kernel()
-            await self.async_start_new_kernel_client()
-            for index, cell in enumerate(self.nb.cells[:failed_index]):
-                if cell.cell_type != "code" or not cell.source.strip() or index in self._failed_cells:
-                    continue
-                msg_id = await ensure_async(self.kc.execute(cell.source, stop_on_error=False))
-                try:
-                    await self.async_wait_for_reply(msg_id, cell)
-                except (DeadKernelError, CellTimeoutError) as exc:
-                    return index, exc
-            return None
-
-        def preprocess(self, nb, resources=None, km=None):
-            self._stopped = None
-            self._restarts = 0
-            self._failed_cells = set()
-            try:
-                return super().preprocess(nb, resources, km)
-            finally:
-                for folder in getattr(self, "_socket_dirs", []):
-                    shutil.rmtree(folder, ignore_errors=True)
-
-    class CapOutputBytes(NbGraderPreprocessor):
-        """Cap every text output of a cell to ``max_bytes`` (nbgrader's LimitOutput caps lines, not bytes)."""
-
-        max_bytes = Integer(20_000).tag(config=True)
-
-        def _cap(self, text):
-            joined = "".join(text) if isinstance(text, list) else text
-            data = joined.encode("utf-8", "replace")
-            if len(data) <= self.max_bytes:
-                return text
-            return data[: self.max_bytes].decode("utf-8", "ignore") + (
-                f"\n... [output truncated by the grader: {len(data)} bytes, {self.max_bytes} kept]\n")
-
-        def preprocess_cell(self, cell, resources, index):
-            for out in cell.get("outputs", []):
-                if "text" in out:
-                    out["text"] = self._cap(out["text"])
-                for mime, value in list(out.get("data", {}).items()):
-                    if isinstance(value, (str, list)):
-                        out["data"][mime] = self._cap(value)
-                if "traceback" in out:
-                    out["traceback"] = [self._cap(line) for line in out["traceback"][:100]]
-                if "evalue" in out:
-                    out["evalue"] = self._cap(out["evalue"])
-            return cell, resources
-
-    class RefuseWithoutSandbox(NbGraderPreprocessor):
-        """Stops autograding with a clear message when bubblewrap is unusable."""
-
-        problem = Unicode("").tag(config=True)
-
-        def preprocess(self, nb, resources):
-            raise SandboxError(f"Refusing to autograde without a sandbox: {self.problem}")
-
-    return SandboxedExecute, CapOutputBytes, RefuseWithoutSandbox
-
-
-def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | None = None,
-              max_output_bytes: int = 20_000) -> None:
-    """Make ``nbgrader autograde`` run student code in the sandbox. Call from nbgrader_config.py.
-
-    ``limits`` overrides entries of :data:`DEFAULT_LIMITS`. With ``require_sandbox=False`` and no
-    usable bubblewrap, grading runs unsandboxed (only for trusted submissions).
+    ``limits`` overrides entries of :data:`DEFAULT_LIMITS`.
     """
-    from nbconvert.preprocessors import ClearMetadataPreprocessor
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, IgnorePattern,
-                                        LimitOutput, SaveAutoGrades)
-
-    SandboxedExecute, CapOutputBytes, RefuseWithoutSandbox = _preprocessors()
-    root = Path(course_root).resolve()
-    os.environ[ENV_COURSE] = str(root)  # read by the launcher, which inherits nbgrader's environment
+    os.environ[ENV_COURSE] = str(Path(course_root).resolve())
     if limits:
         unknown = set(limits) - set(DEFAULT_LIMITS)
         if unknown:
             raise SandboxError(f"unknown sandbox limit(s) {sorted(unknown)}; known: {sorted(DEFAULT_LIMITS)}")
         os.environ[ENV_LIMITS] = json.dumps({**DEFAULT_LIMITS, **limits})
-    c.OverwriteCells.add_missing_cells = True
-    c.CapOutputBytes.max_bytes = max_output_bytes
-    tail = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, CapOutputBytes, SaveAutoGrades,
-            AssignLatePenalties, CheckCellMetadata]
-    autograding = "autograde" in sys.argv[1:2] or "autograde" in sys.argv
-    problem = bwrap_problem() if autograding else None
-    if problem is None:
-        if not kernel_dir().joinpath("kernel.json").is_file():
-            install()
-        c.Autograde.autograde_preprocessors = [SandboxedExecute, *tail]
-    elif require_sandbox:
-        c.RefuseWithoutSandbox.problem = problem
-        c.Autograde.autograde_preprocessors = [RefuseWithoutSandbox]
-        print(f"error: {problem}", file=sys.stderr)
-    else:
-        print(f"warning: grading WITHOUT a sandbox (require_sandbox=False): {problem}", file=sys.stderr)
-        SandboxedExecute.sandbox_kernel.default_value = "python3"
-        c.SandboxedExecute.sandbox_kernel = "python3"
-        c.Autograde.autograde_preprocessors = [Execute_unsandboxed(SandboxedExecute), *tail]
-
-
-def Execute_unsandboxed(base):  # noqa: N802 - a class factory
-    class UnsandboxedExecute(base):
-        def create_kernel_manager(self):
-            self.kernel_name = "python3"
-            from nbgrader.preprocessors import Execute
-
-            return Execute.create_kernel_manager(self)
-
-    return UnsandboxedExecute
 
 
 def main(argv: list[str] | None = None) -> int:

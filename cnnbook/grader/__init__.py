@@ -1,0 +1,58 @@
+"""Grading that a student cannot forge: every point is decided outside the student's process.
+
+The student's notebook runs in a sandboxed kernel (:mod:`cnnbook.sandbox`) that holds nothing secret.
+After the student's cells, the grader's probe cells call the student's functions on inputs the
+grader chose and send the results back as plain data (:mod:`cnnbook.grader.wire`). The grader's own
+process compares them with its expected values (:mod:`cnnbook.grader.checks`, one module per
+assignment) and writes each graded cell's verdict, which is all nbgrader reads the score from.
+
+One entry point, :func:`configure`, called once from ``nbgrader_config.py``, puts the steps in place:
+
+autograde, sanitising pass
+    :class:`RestoreNbgraderMetadata` (locked cells and nbgrader metadata back from the gradebook),
+    then nbgrader's own steps.
+autograde, grading pass
+    :class:`AddProbeCells` -> :class:`SandboxedExecute` -> :class:`ReadProbeResults` ->
+    :class:`TextAndImagesOnly` -> nbgrader's output limits -> :class:`CapOutputBytes` ->
+    :class:`TrustedGrades` -> nbgrader's SaveAutoGrades and the rest.
+feedback
+    grades, text and images only, one-line errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | None = None,
+              max_output_bytes: int = 20_000) -> None:
+    """Set nbgrader up for untrusted submissions. Call once from nbgrader_config.py.
+
+    ``limits`` overrides entries of :data:`cnnbook.sandbox.DEFAULT_LIMITS`. With
+    ``require_sandbox=False`` and no usable bubblewrap, grading runs unsandboxed (trusted
+    submissions only); with the default, autograding stops with the reason.
+    """
+    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
+                                        IgnorePattern, LimitOutput, SaveAutoGrades)
+
+    from cnnbook import sandbox
+    from cnnbook.grader.preprocessors import (AddProbeCells, CapOutputBytes, HideTracebacks,
+                                              ReadProbeResults, RestoreNbgraderMetadata,
+                                              SandboxedExecute, TextAndImagesOnly, TrustedGrades)
+
+    sandbox.configure_limits(Path(course_root), limits)
+    c.SandboxedExecute.require_sandbox = require_sandbox
+    c.CapOutputBytes.max_bytes = max_output_bytes
+    c.TextAndImagesOnly.max_image_bytes = max_output_bytes
+    c.OverwriteCells.add_missing_cells = True
+
+    sanitising = list(Autograde.class_traits()["sanitize_preprocessors"].default())
+    c.Autograde.sanitize_preprocessors = [RestoreNbgraderMetadata, *sanitising]
+    c.Autograde.autograde_preprocessors = [
+        AddProbeCells, SandboxedExecute, ReadProbeResults, TextAndImagesOnly, IgnorePattern,
+        ClearMetadataPreprocessor, LimitOutput, CapOutputBytes, TrustedGrades, SaveAutoGrades,
+        AssignLatePenalties, CheckCellMetadata]
+    c.GenerateFeedback.preprocessors = [GetGrades, TextAndImagesOnly, HideTracebacks,
+                                        CSSHTMLHeaderPreprocessor]

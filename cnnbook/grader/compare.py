@@ -1,0 +1,96 @@
+"""The trusted comparison: a student's results (plain data) against the grader's own expected values.
+
+Each function returns ``None`` when the results are right, or a message in fixed words that names the
+mistake when it is one the grader knows (what a known mistake would have returned is computed here,
+in the grader's process). Messages name the call by its inputs and never show an expected value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cnnbook.grader.wire import Result
+
+ATOL = 1e-4
+
+
+def describe(result: Result) -> str:
+    """What the student's call gave, in words (for a failed check)."""
+    if result.kind == "raised":
+        message = f": {result.message}" if result.message else ""
+        return f"raised {result.type or 'an exception'}{message}"
+    if result.kind == "none":
+        return "returned None (did you forget `return`?)"
+    if result.kind == "too_big":
+        return "returned an array far larger than the answer"
+    if result.kind == "other":
+        return f"returned a {result.type or 'value'} that is not numbers"
+    if result.kind == "malformed":
+        return "returned nothing the grader could read"
+    if result.kind == "str":
+        return "returned a string, not numbers"
+    return "returned a wrong result"
+
+
+def close(result: Result, expected) -> bool:
+    """``result`` holds numbers of ``expected``'s shape, each within :data:`ATOL` (NaN never matches)."""
+    got = result.array()
+    expected = np.asarray(expected, dtype=float)
+    return got is not None and got.shape == expected.shape and bool(np.allclose(got, expected, atol=ATOL))
+
+
+def array_mistake(result: Result, expected, mistakes=(), call: str = "your function") -> str | None:
+    """None when ``result`` equals ``expected``; else a message naming the mistake.
+
+    ``mistakes``: (message, value) pairs, value being what that mistake returns (an array) or the
+    shape it returns (a tuple) when the shape alone gives it away.
+    """
+    if close(result, expected):
+        return None
+    got = result.array()
+    if got is None:
+        return f"{call} {describe(result)}"
+    expected = np.asarray(expected, dtype=float)
+    for message, value in mistakes:
+        if isinstance(value, tuple):
+            if got.shape == value:
+                return f"{call}: wrong output shape {got.shape}: {message}"
+        elif close(result, value):
+            return f"{call}: {message}"
+    return _layout_mistake(got, expected, call) or _generic(got, expected, call)
+
+
+def _layout_mistake(got, expected, call) -> str | None:
+    if expected.ndim != 4:
+        return None
+    first = expected.transpose(0, 3, 1, 2)
+    if got.shape == first.shape != expected.shape and np.allclose(got, first, atol=ATOL):
+        return f"{call}: channels last: the output is (N, H_out, W_out, C), yours is channels-first"
+    if got.shape == expected.transpose(0, 2, 1, 3).shape != expected.shape:
+        return (f"{call}: wrong output shape {got.shape}: height and width are swapped "
+                "(arrays are (N, H, W, C): rows first, then columns)")
+    return None
+
+
+def _generic(got, expected, call) -> str:
+    if got.shape != expected.shape:
+        return f"{call}: wrong output shape {got.shape}"
+    wrong = int(np.sum(~np.isclose(got, expected, atol=ATOL)))
+    return f"{call}: wrong values ({wrong} of {expected.size} differ)"
+
+
+def int_mistake(result: Result, expected: int, call: str, rule: str = "") -> str | None:
+    """None when ``result`` is the int ``expected``; else why not (the rule, never the expected value)."""
+    if result.kind == "int" and result.value == expected:
+        return None
+    if result.kind in ("float", "bool", "array", "str"):
+        if result.kind != "array" and result.value == expected:
+            return f"{call} should return an int, not a {result.type or result.kind}"
+        return f"{call} returned a wrong value" + (f": {rule}" if rule else "")
+    if result.kind == "int":
+        return f"{call} returned a wrong value" + (f": {rule}" if rule else "")
+    return f"{call} {describe(result)}"
+
+
+def raised(result: Result, exception: str) -> bool:
+    return result.kind == "raised" and result.type == exception

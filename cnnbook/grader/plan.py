@@ -1,0 +1,131 @@
+"""What the grader asks of one submission: the probes (calls of the student's functions on inputs the
+grader chose) and the checks that turn their results into each graded cell's points.
+
+An assignment's trusted comparison is a module (see :mod:`cnnbook.grader.checks`) that defines
+
+* ``NOTEBOOK``: the notebook it grades (its name without ``.ipynb``);
+* ``HIDDEN_PACKAGES``: top-level packages the student's kernel may not import (numpy-only tasks);
+* ``probes(rng)``: the :class:`Probe` list for one submission (random cases drawn from ``rng``);
+* ``CHECKS``: one :class:`Check` per graded cell, whose ``judge`` gets a :class:`Context` and returns
+  a :class:`Verdict`.
+
+The plan lives in nbgrader's ``resources`` (the grader's memory); only the probes' inputs reach the
+kernel, inside probe cells appended to the notebook for the run and removed before it is saved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from cnnbook.grader import wire
+
+PLAN_KEY = "cnnbook_plan"
+
+
+@dataclass
+class Call:
+    """One call of a student's function; ``label`` names it in feedback (inputs only, never answers)."""
+
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
+class Probe:
+    """Calls of one function (or one read of a variable, ``value=True``) in the student's kernel."""
+
+    name: str
+    calls: list[Call]
+    value: bool = False
+    serialiser: str = "numbers"  # how the kernel turns results into data: "numbers" or "keras_model"
+
+
+@dataclass
+class Verdict:
+    """A graded cell's outcome: the share of its points earned and, unless passed, why (fixed text)."""
+
+    fraction: float
+    message: str = ""
+
+    @classmethod
+    def passed(cls) -> Verdict:
+        return cls(1.0)
+
+    @classmethod
+    def failed(cls, message: str) -> Verdict:
+        return cls(0.0, message)
+
+
+@dataclass
+class Context:
+    """What a judge may look at: the results of each probe, and the submitted notebook's code cells."""
+
+    probes: dict[str, Probe]
+    results: dict[str, list[wire.Result]]
+    code_cells: list[dict]  # the student's code cells, as submitted (for reading the source)
+    cache: dict = field(default_factory=dict)  # for work several checks share (ps3's training)
+
+
+@dataclass
+class Check:
+    """How one graded cell earns its points. ``probe`` names the probe it needs (None: source only)."""
+
+    grade_id: str
+    judge: Callable[[Context], Verdict]
+    probe: str | None = None
+
+
+@dataclass
+class Plan:
+    """One submission's probes and checks; ``token`` marks the grader's own probe cells."""
+
+    module: object
+    probes: list[Probe]
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    @property
+    def hidden_packages(self) -> tuple[str, ...]:
+        return tuple(getattr(self.module, "HIDDEN_PACKAGES", ()))
+
+    @property
+    def checks(self) -> dict[str, Check]:
+        return {check.grade_id: check for check in self.module.CHECKS}
+
+    def probe_cells(self) -> list[nbformat.NotebookNode]:
+        cells = []
+        for probe in self.probes:
+            spec = wire.encode_calls(probe.name, probe.calls, probe.value, probe.serialiser)
+            source = (f"# Added by the grader for this run only: calls {probe.name} on the grader's inputs.\n"
+                      f"{wire.KERNEL_SIDE}\n_cnnbook_probe({spec!r}, {wire.MIME!r})\n")
+            cell = nbformat.v4.new_code_cell(source)
+            cell.metadata["cnnbook"] = {"probe": probe.name, "token": self.token}
+            cells.append(cell)
+        return cells
+
+    def is_probe_cell(self, cell) -> bool:
+        return cell.get("metadata", {}).get("cnnbook", {}).get("token") == self.token
+
+
+def is_probe_cell(cell, resources) -> bool:
+    """Whether ``cell`` is one of the grader's probe cells of the plan in ``resources``."""
+    plan = (resources or {}).get(PLAN_KEY)
+    return plan is not None and plan.is_probe_cell(cell)
+
+
+def load_checks(name: str):
+    """The checks module: an importable name (``cnnbook.grader.checks.ps1_convolution``) or a ``.py`` path."""
+    if name.endswith(".py"):
+        path = Path(name)
+        spec = importlib.util.spec_from_file_location(f"cnnbook_checks_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(name)

@@ -1,0 +1,152 @@
+"""SandboxedExecute: nbgrader's Execute in the sandboxed kernel, where a hung or dead kernel costs one cell."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from pathlib import Path
+
+from jupyter_core.utils import ensure_async, run_sync
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Bool, Integer, List, Unicode
+
+from cnnbook import sandbox
+from cnnbook.grader.plan import PLAN_KEY
+
+
+class SandboxedExecute(Execute):
+    """nbgrader's Execute in the ``cnnbook-sandbox`` kernel; a hung or dead kernel costs its own cell.
+
+    After a cell hangs or kills its kernel, a fresh kernel re-runs the code cells above it (outputs
+    discarded; cells that hung or died, and the grader's probe cells, skipped) and grading goes on with
+    the next cell, so a function that loops forever only costs the checks that call it. After
+    ``max_kernel_restarts`` restarts in one notebook, the cells after the next failure are marked as
+    not run. Before the first kernel starts, the sandbox is checked: without a usable bubblewrap,
+    grading stops with the reason (unless ``require_sandbox`` is off, for trusted submissions only).
+    """
+
+    sandbox_kernel = Unicode(sandbox.KERNEL_NAME, help="Kernel that runs students' code.").tag(config=True)
+    require_sandbox = Bool(True, help="Refuse to grade when bubblewrap cannot sandbox the kernel; "
+                           "False grades in the plain python3 kernel (trusted submissions only).").tag(
+                               config=True)
+    max_kernel_restarts = Integer(sandbox.MAX_KERNEL_RESTARTS, help="Fresh kernels per notebook after a "
+                                  "cell hangs or kills its kernel; each one re-runs the cells above.").tag(
+                                      config=True)
+    hidden_packages = List(Unicode(), help="Top-level packages the kernel may not import in every "
+                           "assignment (each assignment's checks add their own).").tag(config=True)
+    # After a hung cell's kernel is replaced, its output stream never ends: do not fail the notebook.
+    raise_on_iopub_timeout = Bool(False, help="Fail the notebook when output stops arriving.").tag(
+        config=True)
+
+    def _kernel_name(self) -> str:
+        problem = sandbox.bwrap_problem()
+        if problem is None:
+            return self.sandbox_kernel
+        if self.require_sandbox:
+            raise sandbox.SandboxError(f"Refusing to autograde without a sandbox: {problem}")
+        self.log.warning("Grading WITHOUT a sandbox (require_sandbox=False): %s", problem)
+        return "python3"
+
+    def create_kernel_manager(self):
+        self.kernel_name = self._kernel  # ignore the kernelspec the student's notebook names
+        km = super().create_kernel_manager()
+        if self._kernel == self.sandbox_kernel:
+            km.transport = "ipc"
+            folder = Path(tempfile.gettempdir()) / f"cnnbook-kernel-{secrets.token_hex(8)}"
+            km.ip = str(folder / "k")
+            self._socket_dirs.append(folder)
+        return km
+
+    async def async_start_new_kernel(self, **kwargs):
+        env = dict(kwargs.pop("env", None) or os.environ)
+        env[sandbox.ENV_HIDDEN_PACKAGES] = ",".join(self._hidden)
+        return await super().async_start_new_kernel(env=env, **kwargs)
+
+    def _error(self, cell, ename, evalue):
+        cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                                         traceback=[f"{ename}: {evalue}"]))
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        # An interrupt may be ignored (signal.SIG_IGN) and the kernel stays busy: stop here.
+        raise CellTimeoutError(f"this cell ran longer than {timeout} s and was stopped")
+
+    def preprocess_cell(self, cell, resources, index):
+        if self._stopped:
+            if cell.cell_type == "code":
+                self._error(cell, "NotRun", f"not run: {self._stopped}")
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except (DeadKernelError, CellTimeoutError) as exc:
+            # The enames are what cnnbook.grade_batch reports as "kernel died" / "cell timed out".
+            if isinstance(exc, DeadKernelError):
+                name, why = "DeadKernelError", ("the kernel died while running this cell (memory or CPU "
+                                                "limit, os._exit, or a crash)")
+            else:
+                name, why = "CellTimeoutError", f"this cell ran longer than {self.timeout} s and was stopped"
+            self._error(cell, name, why)
+            self._failed_cells.add(index)
+            self._replace_kernel(index, why)
+            return cell, resources
+
+    def _replace_kernel(self, failed_index, why):
+        """Start a fresh kernel in the state the cells before ``failed_index`` left, or stop grading."""
+        try:
+            run_sync(self.km.shutdown_kernel)(now=True)
+        except Exception as err:  # noqa: BLE001 - the kernel may be gone already
+            self.log.warning("Could not shut the kernel down: %s", err)
+        if self._restarts >= self.max_kernel_restarts:
+            self.log.error("Cell %s: %s; %s kernel restarts used already, so the cells after it are "
+                           "marked as not run", failed_index, why, self._restarts)
+            self._stopped = (f"cell {failed_index} failed ({why}) after {self._restarts} kernel restarts, "
+                             f"the most the grader allows per notebook")
+            return
+        self._restarts += 1
+        self.log.warning("Cell %s: %s; fresh kernel %s of %s re-runs the code cells above it, then "
+                         "grading goes on", failed_index, why, self._restarts, self.max_kernel_restarts)
+        replay_failure = run_sync(self._async_fresh_kernel)(failed_index)
+        if replay_failure is not None:
+            index, exc = replay_failure
+            self.log.error("Cell %s failed again when re-run in a fresh kernel (%s); the cells after "
+                           "cell %s are marked as not run", index, exc, failed_index)
+            self._stopped = (f"cell {failed_index} failed ({why}), and cell {index} hung or killed the "
+                             f"fresh kernel when re-run before grading could go on")
+
+    def _replayed(self, index, cell) -> bool:
+        return (cell.cell_type == "code" and bool(cell.source.strip()) and index not in self._failed_cells
+                and not (self._plan is not None and self._plan.is_probe_cell(cell)))
+
+    async def _async_fresh_kernel(self, failed_index):
+        """Start a new kernel and re-run the code cells before ``failed_index`` that did not fail.
+
+        Their outputs are not recorded: the cells keep those of their graded run. Returns None, or
+        (index, exception) of a cell that hung or killed the kernel when re-run.
+        """
+        await self._async_cleanup_kernel()
+        self.km = self.create_kernel_manager()
+        await self.async_start_new_kernel()
+        await self.async_start_new_kernel_client()
+        for index, cell in enumerate(self.nb.cells[:failed_index]):
+            if not self._replayed(index, cell):
+                continue
+            msg_id = await ensure_async(self.kc.execute(cell.source, stop_on_error=False))
+            try:
+                await self.async_wait_for_reply(msg_id, cell)
+            except (DeadKernelError, CellTimeoutError) as exc:
+                return index, exc
+        return None
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._stopped, self._restarts, self._failed_cells, self._socket_dirs = None, 0, set(), []
+        self._plan = plan = (resources or {}).get(PLAN_KEY)
+        self._hidden = sorted({*self.hidden_packages, *(plan.hidden_packages if plan else ())})
+        self._kernel = self._kernel_name()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            for folder in self._socket_dirs:
+                shutil.rmtree(folder, ignore_errors=True)
