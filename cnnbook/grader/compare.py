@@ -94,3 +94,19 @@ def int_mistake(result: Result, expected: int, call: str, rule: str = "") -> str
 
 def raised(result: Result, exception: str) -> bool:
     return result.kind == "raised" and result.type == exception
+
+
+def first_failure(pairs, mistake_of, many: bool = False):
+    """A Verdict for a group of calls: passed when ``mistake_of(call, result)`` is None for each.
+
+    Otherwise the first failing call's message; with ``many`` (random cases) it says how many failed.
+    """
+    from cnnbook.grader.plan import Verdict
+
+    if not pairs:
+        return Verdict.failed("the grader found no calls to check (tell your instructor)")
+    failures = [message for call, result in pairs if (message := mistake_of(call, result))]
+    if not failures:
+        return Verdict.passed()
+    count = f" ({len(failures)} of {len(pairs)} cases were wrong)" if many else ""
+    return Verdict.failed(failures[0] + count)

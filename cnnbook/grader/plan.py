@@ -36,6 +36,7 @@ class Call:
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
     label: str = ""
+    group: str = ""  # which check reads this call's result
 
 
 @dataclass
@@ -72,6 +73,12 @@ class Context:
     results: dict[str, list[wire.Result]]
     code_cells: list[dict]  # the student's code cells, as submitted (for reading the source)
     cache: dict = field(default_factory=dict)  # for work several checks share (ps3's training)
+
+    def pairs(self, probe: str, group: str | None = None) -> list[tuple[Call, wire.Result]]:
+        """(call, result) of ``probe``'s calls in ``group`` (all calls when None)."""
+        calls = self.probes[probe].calls
+        return [(call, result) for call, result in zip(calls, self.results[probe])
+                if group is None or call.group == group]
 
 
 @dataclass
