@@ -207,26 +207,28 @@ def test_ps1_autograde_scores_each_submission_exactly(tmp_path):
     assert scores["flipped"] == POINTS[ps] - 2 - 3
     assert lost["topleft"] == ["test_conv2d_random_cases", "test_conv2d_seed_examples", "test_conv2d_stride_and_same_padding"]
     assert scores["topleft"] == POINTS[ps] - 2 - 3 - 2
-    # TensorFlow gives the right numbers but is not allowed; it also raises no ValueError for padding='full'.
-    assert lost["uses_tf"] == ["test_conv2d_numpy_only", "test_conv2d_padding_argument"]
+    # TensorFlow cannot be imported in ps1's grading sandbox, and the grader's reading of the source names it.
+    conv2d_cells = sorted(g for g in cells["reference"] if g.startswith("test_conv2d_") and "params" not in g)
+    assert lost["uses_tf"] == conv2d_cells and scores["uses_tf"] == POINTS[ps] - 11
 
-    # Feedback: generated for everyone, shows the messages, never the hidden tests' source.
+    # Feedback: generated for everyone, names the mistake in the grader's words, shows no grader code.
     nbgrader(course, "generate_feedback", ps, "--force")
-    # hidden-test lines that occur nowhere else (not in a solution or a visible test)
-    outside = "\n".join(re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS", "", c.source, flags=re.S)
-                         for c in source_nb(ps).cells)
-    hidden = [line for c in source_nb(ps).cells
-              for line in region_lines(c.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-              if len(line) > 12 and line not in outside]
-    assert len(hidden) > 20
+    checks = (ROOT / "cnnbook/grader/checks/ps1_convolution.py").read_text().splitlines()
+    notebook_text = (ROOT / "solutions" / ps / f"{ASSIGNMENTS[ps]}.ipynb").read_text()
+    grader_lines = [line.strip() for line in checks if len(line.strip()) > 30 and line.strip() not in notebook_text
+                    and not line.strip().startswith(("#", '"', "(", "'"))]
+    assert len(grader_lines) > 20
+    feedback = {}
     for student in students:
         html = (course / "feedback" / student / ps / f"{ASSIGNMENTS[ps]}.html").read_text()
-        text = html_lib.unescape(re.sub(r"<[^>]+>", "", html))
-        leaked = [line for line in hidden if line in text]
-        assert not leaked, f"hidden test source in {student}'s feedback: {leaked[:3]}"
-        assert "_reference_conv2d" not in text and "BEGIN HIDDEN" not in text
-    flipped = html_lib.unescape(re.sub(r"<[^>]+>", "", (course / "feedback/flipped" / ps / "convolution.html").read_text()))
-    assert "you flipped the filter (true convolution)" in flipped
+        feedback[student] = html_lib.unescape(re.sub(r"<[^>]+>", "", html))
+        leaked = [line for line in grader_lines if line in feedback[student]]
+        assert not leaked, f"grader code in {student}'s feedback: {leaked[:3]}"
+        assert "_cnnbook_probe" not in feedback[student] and "BEGIN HIDDEN" not in feedback[student]
+    assert "you flipped the filter (true convolution)" in feedback["flipped"]
+    assert "yours went on the top/left" in feedback["topleft"]
+    assert "tensorflow cannot be imported" in feedback["uses_tf"].lower()
+    assert "conv2d must be written with numpy indexing and loops only" in feedback["uses_tf"]
 
     # Grades export.
     nbgrader(course, "export", "--to", "grades.csv")
@@ -252,7 +254,7 @@ def test_ps2_autograde_scores_each_submission_exactly(tmp_path):
             ps, "avg_pool2d", "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
             "np.lib.stride_tricks.sliding_window_view(x[:, r0:r1, c0:c1, :], (1, 1), axis=(1, 2)).mean(axis=(1, 2, 4, 5))")}),
     }
-    _, scores, cells = autograde(tmp_path, ps, students)
+    course, scores, cells = autograde(tmp_path, ps, students)
     lost = {s: sorted(g for g, v in cells[s].items() if v == 0) for s in students}
     assert scores["reference"] == POINTS[ps]
     assert scores["untouched"] == 0
@@ -262,32 +264,6 @@ def test_ps2_autograde_scores_each_submission_exactly(tmp_path):
     assert lost["avg_over_padding"] == ["test_avg_pool_examples", "test_avg_pool_random_cases"]
     assert scores["avg_over_padding"] == POINTS[ps] - 5
     assert lost["sliding_window"] == ["test_avg_pool_numpy_only"]
-
-
-def test_ps3_autograde_trains_on_real_mnist_within_budget(tmp_path):
-    ps = "ps3-mnist"
-    dense_only = ("def build_model():\n"
-                  "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Flatten(),\n"
-                  "                              keras.layers.Dense(10, activation='softmax')])\n"
-                  "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
-                  "    return model\n")
-    students = {
-        "reference": submission(ps, reference(ps)),
-        "untouched": release_nb(ps),
-        "dense_only": submission(ps, {"build_model": dense_only}),
-    }
-    start = time.monotonic()
-    course, scores, cells = autograde(tmp_path, ps, students)
-    assert time.monotonic() - start < 600
-    assert scores == {"reference": 6, "untouched": 0, "dense_only": 0}
-    graded = nbformat.read(course / "autograded/reference/ps3-mnist/mnist_cnn.ipynb", as_version=4)
-    printed = "".join(o.get("text", "") for o in cell_by_id(graded, "test_mnist_accuracy_at_least_97").outputs)
-    match = re.search(r"graded training: (\d+) s.*test accuracy (0\.\d+)", printed)
-    assert match, printed
-    seconds, accuracy = int(match.group(1)), float(match.group(2))
-    print(f"reference model: {seconds} s of training, test accuracy {accuracy}")
-    assert seconds <= 150 and "stopped at the 150 s cap" not in printed
-    assert accuracy >= 0.975
-    dense = nbformat.read(course / "autograded/dense_only/ps3-mnist/mnist_cnn.ipynb", as_version=4)
-    errors = [o for o in cell_by_id(dense, "test_build_model_is_small_compiled_cnn").outputs if o.output_type == "error"]
-    assert errors and "no Conv2D layer" in errors[0].evalue
+    graded = nbformat.read(course / "autograded/sliding_window" / ps / "pooling.ipynb", as_version=4)
+    verdict = cell_by_id(graded, "test_avg_pool_numpy_only").outputs[0]
+    assert verdict.ename == "Failed" and "avg_pool2d uses numpy's sliding_window_view" in verdict.evalue
