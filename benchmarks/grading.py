@@ -57,12 +57,12 @@ HOSTILE = {
 }
 
 # Appended to the copied nbgrader_config.py for the unsandboxed comparison: the course's own
-# unsandboxed path (configure(..., require_sandbox=False) when bubblewrap is unusable), forced.
+# unsandboxed path (require_sandbox=False when bubblewrap is unusable), forced.
 NO_SANDBOX = '''
 # --- benchmarks/grading.py: grade WITHOUT the sandbox, for comparison only ---
 import cnnbook.sandbox as _sandbox  # noqa: E402
 _sandbox.bwrap_problem = lambda: "sandbox switched off by benchmarks/grading.py"
-_sandbox.configure(c, ROOT, require_sandbox=False)
+c.SandboxedExecute.require_sandbox = False
 '''
 
 
