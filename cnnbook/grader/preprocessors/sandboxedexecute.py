@@ -16,6 +16,7 @@ from traitlets import Bool, Integer, List, Unicode
 
 from cnnbook import sandbox
 from cnnbook.grader.plan import PLAN_KEY
+from cnnbook.grader.preprocessors.capoutputs import ArrivalCaps, CappedKernelClient
 
 
 class SandboxedExecute(Execute):
@@ -65,6 +66,20 @@ class SandboxedExecute(Execute):
         env = dict(kwargs.pop("env", None) or os.environ)
         env[sandbox.ENV_HIDDEN_PACKAGES] = ",".join(self._hidden)
         return await super().async_start_new_kernel(env=env, **kwargs)
+
+    # nbconvert's preprocess starts the kernel through the synchronous wrapper, which nbclient binds
+    # to its own coroutine: bind it to this one.
+    start_new_kernel = run_sync(async_start_new_kernel)
+
+    def output(self, outs, msg, display_id, cell_index):
+        # Past the output caps, outputs are counted and dropped as they arrive, not after the cell ran:
+        # a kernel that floods output cannot fill the grader's memory.
+        return ArrivalCaps.of(self).output(super().output, outs, msg, display_id, cell_index)
+
+    async def async_start_new_kernel_client(self):
+        # zmq refuses a message larger than CappedKernelClient.max_message_bytes before it is read.
+        self.km.client_factory = CappedKernelClient
+        return await super().async_start_new_kernel_client()
 
     def _error(self, cell, ename, evalue):
         cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue,
