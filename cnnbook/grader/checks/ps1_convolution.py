@@ -261,11 +261,13 @@ def conv_padding_argument(ctx) -> Verdict:
 def numpy_only(function, probe_group):
     """The source keeps to numpy, and the function works at all (an empty stub earns nothing)."""
     def judge(ctx) -> Verdict:
-        (call, result), *_ = ctx.pairs(function, probe_group)
-        if result.array() is None or result.kind != "array":
-            return Verdict.failed(f"{call.label} {compare.describe(result)}")
         message = sourcescan.numpy_only_message(ctx.code_cells, function)
-        return Verdict.failed(message) if message else Verdict.passed()
+        if message:
+            return Verdict.failed(message)
+        (call, result), *_ = ctx.pairs(function, probe_group)
+        if result.kind != "array":
+            return Verdict.failed(f"{call.label} {compare.describe(result)}")
+        return Verdict.passed()
     return judge
 
 
