@@ -90,8 +90,10 @@ def _cnnbook_probe(spec_b64, mime, max_values=%(max_values)d, max_text=%(max_tex
         return {"kind": "array", "shape": list(array.shape), "data": data, "type": type_name(result)}
 
     def keras_model(model):
-        description = {"config": model.to_json(), "compile": json.dumps(model.get_compile_config())}
-        return {"kind": "str", "value": json.dumps(description)[:max_text]}
+        if not hasattr(model, "to_json"):
+            return {"kind": "other", "type": type_name(model)}
+        text = json.dumps({"config": model.to_json(), "compile": json.dumps(model.get_compile_config())})
+        return {"kind": "str", "value": text} if len(text) <= max_text else {"kind": "too_big", "shape": [len(text)]}
 
     serialise = {"numbers": numbers, "keras_model": keras_model}[spec["serialiser"]]
     records = []

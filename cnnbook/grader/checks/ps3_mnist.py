@@ -1,0 +1,83 @@
+"""ps3-mnist (mnist_cnn.ipynb): the grader rebuilds, trains and evaluates the student's model itself.
+
+The student's kernel only turns ``build_model()``'s model into its Keras configuration (JSON); the
+grader's child process (:mod:`cnnbook.grader.trainer`) rebuilds it from Keras's own classes, checks
+it, trains it once with the fixed budget and measures test accuracy. The three graded cells share
+that one training.
+"""
+
+from __future__ import annotations
+
+from cnnbook.grader import trainer
+from cnnbook.grader.compare import describe
+from cnnbook.grader.plan import Call, Check, Context, Probe, Verdict
+
+NOTEBOOK = "mnist_cnn"
+HIDDEN_PACKAGES = ()  # the student's model needs TensorFlow
+CALL = "build_model()"
+CACHE_KEY = "ps3_graded_training"
+
+
+def probes(rng) -> list[Probe]:
+    return [Probe("build_model", [Call(label=CALL)], serialiser="keras_model")]
+
+
+def _kernel_problem(result) -> str | None:
+    """Why the kernel sent no model description, in words; None when it sent one."""
+    if result.kind == "str":
+        return None
+    if result.kind == "raised" and result.type == "AttributeError" and "to_json" in result.message:
+        return f"{CALL} must return a keras.Model"  # the kernel's serialiser calls model.to_json()
+    if result.kind == "other":
+        return f"{CALL} must return a keras.Model, not a {result.type or 'value of another type'}"
+    if result.kind == "too_big":
+        return ("the model's configuration is larger than the grader accepts "
+                f"({trainer.MAX_CONFIG_CHARS:,} characters)")
+    return f"{CALL} {describe(result)}"
+
+
+def graded(context: Context) -> dict:
+    """The trusted rebuild and training of this submission's model, done once for all three cells."""
+    if CACHE_KEY not in context.cache:
+        results = context.results.get("build_model") or []
+        problem = _kernel_problem(results[0]) if results else f"{CALL} returned no result the grader could read"
+        context.cache[CACHE_KEY] = ({"problem": problem} if problem
+                                    else trainer.train_and_evaluate(results[0].value))
+    return context.cache[CACHE_KEY]
+
+
+def _model_problem(run: dict) -> str | None:
+    """Why the model is not a small compiled CNN the grader can rebuild, as one sentence."""
+    if run.get("problem"):
+        return run["problem"]
+    if run.get("model_problems"):
+        return f"{CALL}: " + "; ".join(run["model_problems"])
+    return None
+
+
+def model_is_small_compiled_cnn(context: Context) -> Verdict:
+    problem = _model_problem(graded(context))
+    return Verdict.failed(problem) if problem else Verdict.passed()
+
+
+def accuracy_at_least(threshold: float):
+    def judge(context: Context) -> Verdict:
+        run = graded(context)
+        problem = _model_problem(run)
+        if problem:
+            return Verdict.failed(f"the grader trains only a model that passes the first test: {problem}")
+        if run.get("training_problem") or run.get("accuracy") is None:
+            return Verdict.failed(run.get("training_problem") or "the graded training gave no accuracy")
+        if run["accuracy"] >= threshold:
+            return Verdict.passed()
+        cap = f", stopped at the {trainer.TRAIN_SECONDS} s cap" if run.get("stopped_at_cap") else ""
+        return Verdict.failed(f"test accuracy {run['accuracy']:.4f} after the graded training "
+                              f"({trainer.BUDGET_NOTE}{cap}) is below {threshold:g}")
+    return judge
+
+
+CHECKS = [
+    Check("test_build_model_is_small_compiled_cnn", model_is_small_compiled_cnn, "build_model"),
+    Check("test_mnist_accuracy_at_least_97", accuracy_at_least(0.97), "build_model"),
+    Check("test_mnist_accuracy_at_least_975", accuracy_at_least(0.975), "build_model"),
+]
