@@ -360,6 +360,16 @@ NUMPY_ONLY_CASES = {
                                "    f = getattr(np.lib, 'stride' + '_tricks')\n    return f\n",
                                "getattr (names built at run time hide what is called)"),
     "eval": ("def conv2d(x, w, stride=1, padding='valid'):\n    return eval('x')\n", "eval"),
+    "alias of a helper": ("def _windows(x, w, stride=1, padding='valid'):\n"
+                          "    return np.lib.stride_tricks.sliding_window_view(x, (2, 2))\nconv2d = _windows\n",
+                          "_windows uses numpy's sliding_window_view"),
+    "dict of helpers": ("def _win(x):\n    return np.lib.stride_tricks.as_strided(x)\nHELPERS = {'view': _win}\n"
+                        "def conv2d(x, w, stride=1, padding='valid'):\n    return HELPERS['view'](x)\n",
+                        "_win uses numpy's as_strided"),
+    "code swapped at the top level": ("def _other(x, w, stride=1, padding='valid'):\n"
+                                      "    return np.lib.stride_tricks.as_strided(x)\n"
+                                      "def conv2d(x, w, stride=1, padding='valid'):\n    return x\n"
+                                      "conv2d.__code__ = _other.__code__\n", "_other uses numpy's as_strided"),
 }
 
 

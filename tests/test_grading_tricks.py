@@ -1122,16 +1122,11 @@ def test_trick_earns_only_what_its_real_work_earns(batch, case):
     assert total(batch, "honest") == FULL
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the grader re-checks the visible test cells' own cases "
-                   "(ps1_convolution._visible_conv_calls); the kernel sees their answers while those cells "
-                   "run, and returning them when the grader asks again earns 6 points with no convolution")
 def test_answers_remembered_from_the_visible_tests_earn_nothing(batch):
     case = BUGS[0]
     assert total(batch, case.student) == total(batch, case.same_as) == case.expected, scores(batch, case.student)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: sourcescan.banned_uses reads only the functions that conv2d's own "
-                   "def names; `conv2d = _helper` at the top level hides a banned sliding_window_view")
 def test_banned_helper_behind_an_alias_loses_the_numpy_only_point(batch):
     got = scores(batch, "banned-helper-alias")
     assert got["test_conv2d_random_cases"] == 3.0  # the values are right

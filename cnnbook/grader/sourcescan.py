@@ -68,46 +68,59 @@ def _uses(node: ast.AST) -> set[str]:
     return found
 
 
-def _top_level(tree: ast.Module):
-    """(functions defined at the top level, the other top-level statements)."""
-    functions, other = {}, []
-    for stmt in tree.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            functions[stmt.name] = stmt
-        else:
-            other.append(stmt)
-    return functions, other
+def _bound_names(stmt: ast.stmt) -> set[str]:
+    """The names a top-level statement binds (a def, a class, an assignment, an import...)."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return {stmt.name}
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        return {(alias.asname or alias.name).split(".")[0] for alias in stmt.names}
+    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
-def banned_uses(cells: list[dict], function: str) -> dict[str, set[str]]:
-    """Where ``function`` breaks the numpy-only rule: {where: what}, empty when it does not.
-
-    ``cells`` are the submission's code cells (``source`` and ``metadata``); locked cells are the
-    assignment's own and are not read. "Where" is ``function``, a helper it calls, or "top-level code".
-    """
-    functions, top = {}, []
+def _statements(cells: list[dict]) -> list[ast.stmt]:
+    """The top-level statements of the cells the student wrote (locked cells are the assignment's)."""
+    statements = []
     for cell in cells:
         if cell.get("metadata", {}).get("nbgrader", {}).get("locked"):
             continue
         tree = _python("".join(cell.get("source", "")))
         if tree is not None:
-            defined, other = _top_level(tree)
-            functions.update(defined)
-            top += other
+            statements += tree.body
+    return statements
+
+
+def banned_uses(cells: list[dict], function: str) -> dict[str, set[str]]:
+    """Where ``function`` breaks the numpy-only rule: {where: what}, empty when it does not.
+
+    ``cells`` are the submission's code cells (``source`` and ``metadata``). "Where" is "top-level
+    code" or a name: ``function``, or anything it or the top-level code reaches, following every name
+    from the statements that bind it (a helper it calls, an alias ``conv2d = helper``, a dict or
+    class of helpers).
+    """
+    statements = _statements(cells)
+    binders: dict[str, list[ast.stmt]] = {}
+    for stmt in statements:
+        for name in _bound_names(stmt):
+            binders.setdefault(name, []).append(stmt)
     found: dict[str, set[str]] = {}
+    top = [s for s in statements if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
     uses = set().union(*(_uses(stmt) for stmt in top)) if top else set()
     if uses:
         found["top-level code"] = uses
-    todo, seen = [function], set()
+    # Top-level code runs too, and can rebind the function (``conv2d.__code__ = helper.__code__``):
+    # whatever it names is followed as well.
+    todo = [function] + [n.id for stmt in top for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id in binders]
+    seen: set[str] = set()
     while todo:
         name = todo.pop()
-        if name in seen or name not in functions:
+        if name in seen:
             continue
         seen.add(name)
-        uses = _uses(functions[name])
-        if uses:
-            found[name] = uses
-        todo += [n.id for n in ast.walk(functions[name]) if isinstance(n, ast.Name) and n.id in functions]
+        for stmt in binders.get(name, []):
+            uses = _uses(stmt)
+            if uses:
+                found.setdefault(name, set()).update(uses)
+            todo += [n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id in binders]
     return found
 
 

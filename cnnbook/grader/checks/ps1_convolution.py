@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnbook.grader import compare, sourcescan
+from cnnbook.grader.checks import with_other_values
 from cnnbook.grader.plan import Call, Check, Probe, Verdict
 
 NOTEBOOK = "convolution"
@@ -156,9 +157,19 @@ def _random_conv_calls(rng):
     return calls
 
 
-def _size_calls():
+def _random_sizes(rng, count: int = 6):
+    """Cases beside the visible examples, drawn per submission (remembered answers earn nothing)."""
+    cases = []
+    for _ in range(count):
+        n = int(rng.integers(30, 200))
+        cases.append((n, int(rng.integers(1, n)), int(rng.integers(1, 6)), str(rng.choice(["valid", "same"]))))
+    return cases
+
+
+def _size_calls(rng):
     examples = [(3, 2), (3, 2, 1, "same"), (28, 3, 2, "SAME"), (14, 2, 2), (7, 2, 2, "same"), (6, 3, 2, "valid")]
     calls = [Call(args, {}, f"output_size{args}", "examples") for args in examples]
+    calls += [Call(args, {}, f"output_size{args}", "examples") for args in _random_sizes(rng)]
     for n in range(1, 30):
         for k in range(1, n + 1):
             for s in range(1, 5):
@@ -166,9 +177,10 @@ def _size_calls():
     return calls + [Call((5, 3, 1, "full"), {}, "output_size(5, 3, 1, 'full')", "full")]
 
 
-def _params_calls():
+def _params_calls(rng):
     seed = [((2, 1, 1), {}), ((3, 1, 75), {}), ((3, 75, 50), {}), ((3, 50, 25), {}),
             (((2, 3), 4, 8), {"use_bias": False})]
+    seed += [((int(rng.integers(1, 8)), int(rng.integers(1, 300)), int(rng.integers(1, 300))), {}) for _ in range(5)]
     calls = [Call(args, kwargs, f"conv2d_params{args}" + (" without bias" if kwargs else ""), "seed")
              for args, kwargs in seed]
     for kh in range(1, 6):
@@ -184,9 +196,9 @@ def probes(rng) -> list[Probe]:
     """This submission's calls: the visible tests' cases, then random ones drawn from ``rng``."""
     return [
         Probe("edge_map", [Call(label="edge_map", group="value")], value=True),
-        Probe("output_size", _size_calls()),
-        Probe("conv2d", _visible_conv_calls() + _random_conv_calls(rng)),
-        Probe("conv2d_params", _params_calls()),
+        Probe("output_size", _size_calls(rng)),
+        Probe("conv2d", with_other_values(_visible_conv_calls(), rng, ("seed", "orientation", "stride")) + _random_conv_calls(rng)),
+        Probe("conv2d_params", _params_calls(rng)),
     ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from cnnbook.grader import compare
+from cnnbook.grader.checks import with_other_values
 from cnnbook.grader.checks.ps1_convolution import HIDDEN_PACKAGES, numpy_only, pair, same_pads
 from cnnbook.grader.plan import Call, Check, Probe, Verdict
 
@@ -132,8 +133,8 @@ def _random_calls(function, rng):
 
 def probes(rng) -> list[Probe]:
     """This submission's calls: the visible tests' cases, then random ones drawn from ``rng``."""
-    return [Probe("max_pool2d", _max_visible() + _random_calls("max_pool2d", rng)),
-            Probe("avg_pool2d", _avg_visible() + _random_calls("avg_pool2d", rng))]
+    return [Probe("max_pool2d", with_other_values(_max_visible(), rng, ("seed", "stride")) + _random_calls("max_pool2d", rng)),
+            Probe("avg_pool2d", with_other_values(_avg_visible(), rng, ("examples",)) + _random_calls("avg_pool2d", rng))]
 
 
 # --------------------------------------------------------------------------- the judges
