@@ -2,18 +2,24 @@
 
 Run in the course folder::
 
-    python -m cnnbook.grade_batch ps1-convolution [--wall-seconds 1500] [--student ID ...]
+    python -m cnnbook.grade_batch ps1-convolution [--wall-seconds 1500] [--student ID ...] [--max-notebook-mb 20]
 
-For each student in ``submitted/`` the notebooks are checked first (unreadable ones are rejected
-with a reason; one saved by an old Jupyter, nbformat 3, is converted to version 4; forged, unknown
-or copied nbgrader cells, a changed kernelspec and stored outputs are sanitised by
-:func:`cnnbook.grading.sanitise`, which plain ``nbgrader autograde`` applies too; a notebook saved
-under another name is taken when it is the only one); the original file is copied to
-``grade_batch/<assignment>/originals/<student>/`` before anything is changed. Then
-``nbgrader autograde <assignment> --student <id> --force`` runs in its own process group under a
-wall-clock limit. A status per student (graded, timed out, kernel died, unreadable notebook,
-missing notebook, no submission, error) goes to stdout and to ``grade_batch/<assignment>/report.csv``;
-nbgrader's log per student to ``grade_batch/<assignment>/logs/<student>.log``.
+For each student in ``submitted/`` the files are checked first, in a child process under the
+student's wall-clock limit: symbolic links and special files (named pipes, devices, sockets) are
+removed; a notebook that is not a regular file, is larger than the cap, is not UTF-8 JSON, nests
+too deeply or has fields of the wrong type is rejected unread or unchanged, with the reason; one
+saved by an old Jupyter (nbformat 3) is converted to version 4; forged, unknown or copied nbgrader
+cells, a changed kernelspec and stored outputs are sanitised by :func:`cnnbook.grader.sanitise.sanitise`,
+which plain ``nbgrader autograde`` applies too; a notebook saved under another name is taken when it
+is the only one. The original file is copied to ``grade_batch/<assignment>/originals/<student>/``
+before anything is changed. Then ``nbgrader autograde <assignment> --student <id> --force`` runs in
+its own process group for the rest of the wall-clock limit. A status per student (graded, timed out,
+kernel died, unreadable notebook, missing notebook, no submission, error) goes to stdout and to
+``grade_batch/<assignment>/report.csv``, the reasons in its notes; nbgrader's log per student to
+``grade_batch/<assignment>/logs/<student>.log``.
+
+:func:`screen_submission` does the file checks for plain ``nbgrader autograde``, as its
+``pre_convert_hook``.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -32,11 +40,12 @@ from pathlib import Path
 
 import nbformat
 
-from cnnbook.grading import Reference, sanitise
-
+from cnnbook.grader.sanitise import Reference, sanitise, type_problems
 
 NBGRADER_CELL_TIMEOUT = 30  # nbgrader's Execute.timeout when the course sets none
 MIN_WALL_SECONDS = 300
+MAX_NOTEBOOK_BYTES = 20 * 2**20  # a notebook is rejected unread above this (stored outputs count too)
+MAX_JSON_DEPTH = 100  # a notebook nests about 8 levels; far deeper JSON is rejected
 
 
 @dataclass
@@ -86,21 +95,87 @@ def source_notebooks(course: Path, dirs: dict, assignment: str) -> dict[str, dic
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.ipynb"))}
 
 
-def _read_notebook(path: Path) -> tuple[dict | None, str | None, list[str]]:
-    """(notebook, None, notes) or (None, why it cannot be graded, []).
+def file_problem(path: Path, max_bytes: int) -> str | None:
+    """Why the file at ``path`` cannot be read as a notebook without risk, or None.
 
-    A notebook saved by an old Jupyter (nbformat 3 or older) is converted to version 4, as nbgrader
-    itself would on reading it: an old client is not cheating.
+    Only ``lstat`` is used: opening a named pipe would wait for a writer forever, and reading a
+    device or a huge file would never end or fill the memory.
     """
-    data = path.read_bytes()
+    try:
+        info = path.lstat()
+    except OSError as exc:
+        return f"cannot be examined ({exc.strerror})"
+    if not stat.S_ISREG(info.st_mode):
+        return f"is {_file_kind(info.st_mode)}, not a file"
+    if info.st_size > max_bytes:
+        return f"is {info.st_size} bytes, more than the cap of {max_bytes} bytes"
+    return None
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a unix socket"), (stat.S_ISLNK, "a symbolic link")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """At most ``max_bytes`` + 1 bytes of a regular file (checked again once open: it may have changed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path.name} is no longer a regular file")
+        return f.read(max_bytes + 1)
+
+
+def _depth(value) -> int:
+    """How deeply ``value`` nests (without recursion: it may nest deeper than Python's stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _parse(data: bytes) -> tuple[object, str | None]:
+    """(JSON value, None) or (None, why not)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (bad byte at offset {exc.start})", []
+        return None, f"not UTF-8 text (bad byte at offset {exc.start})"
     try:
-        nb = json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}", []
+        return None, f"not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}"
+    except RecursionError:
+        return None, f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+    if _depth(value) > MAX_JSON_DEPTH:
+        return None, f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
+    return value, None
+
+
+def _read_notebook(path: Path, max_bytes: int = MAX_NOTEBOOK_BYTES) -> tuple[dict | None, str | None, list[str]]:
+    """(notebook, None, notes) or (None, why it cannot be graded, []).
+
+    A notebook saved by an old Jupyter (nbformat 3 or older) is converted to version 4, as nbgrader
+    itself would on reading it: an old client is not cheating. Fields of the wrong type (metadata
+    that is a list, a source that is a number...) reject the notebook, with each one named.
+    """
+    problem = file_problem(path, max_bytes)
+    if problem is not None:
+        return None, problem, []
+    data = _read_bytes(path, max_bytes)
+    if len(data) > max_bytes:  # it grew after it was examined
+        return None, f"is more than the cap of {max_bytes} bytes", []
+    nb, problem = _parse(data)
+    if problem is not None:
+        return None, problem, []
     notes = []
     version = nb.get("nbformat") if isinstance(nb, dict) else None
     if isinstance(version, int) and 1 <= version < 4:
@@ -109,36 +184,67 @@ def _read_notebook(path: Path) -> tuple[dict | None, str | None, list[str]]:
         except Exception as exc:  # noqa: BLE001 - any malformed old notebook: reject it with the reason
             return None, f"an nbformat {version} notebook that cannot be converted to version 4 ({exc!r})", []
         notes.append(f"nbformat {version} notebook (saved by an old Jupyter) converted to version 4")
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list) or nb.get("nbformat") != 4:
-        return None, "not a Jupyter notebook (version 4 with a list of cells)", []
-    if not all(isinstance(c, dict) and c.get("cell_type") in ("code", "markdown", "raw") for c in nb["cells"]):
-        return None, "has cells that are not code, markdown or raw cells", []
+    if not isinstance(nb, dict) or nb.get("nbformat") != 4:
+        return None, "not a Jupyter notebook (nbformat 4)", []
+    problems = type_problems(nb)
+    if problems:
+        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
+        return None, f"not a well-formed notebook: {'; '.join(problems[:5])}{more}", []
     return nb, None, notes
 
 
-def prepare(student_dir: Path, sources: dict[str, dict], originals: Path) -> tuple[str | None, list[str]]:
-    """Check and sanitise one student's notebooks. Returns (rejection status or None, notes)."""
-    notes: list[str] = []
-    # nbgrader copies a submission as root and follows symbolic links: a link to the gradebook or to
-    # solutions/ would arrive in the graded folder as a readable copy. A submission is files, not links.
-    for link in sorted(p for p in student_dir.rglob("*") if p.is_symlink()):
-        notes.append(f"symbolic link {link.relative_to(student_dir)} -> {os.readlink(link)} removed "
-                     f"(a submission may not link to files outside it)")
-        link.unlink()
+def _remove_links_and_special_files(student_dir: Path, keep: set[str]) -> list[str]:
+    """Remove symbolic links, and special files other than the notebooks (``keep``), from a submission.
+
+    nbgrader copies a submission as root and follows symbolic links: a link to the gradebook or to
+    solutions/ would arrive in the graded folder as a readable copy. It copies the other files too:
+    a named pipe would stop it, a device would be read for ever. A submission is regular files.
+    """
+    notes = []
+    for folder, dirs, files in os.walk(student_dir):
+        for name in sorted(dirs + files):
+            path = Path(folder) / name
+            mode = path.lstat().st_mode
+            shown = str(path.relative_to(student_dir))
+            if stat.S_ISLNK(mode):
+                notes.append(f"symbolic link {shown!r} -> {os.readlink(path)!r} removed "
+                             f"(a submission may not link to files outside it)")
+                path.unlink()
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and not (folder == str(student_dir) and name in keep):
+                notes.append(f"{shown!r}, {_file_kind(mode)}, removed (a submission is regular files)")
+                path.unlink()
+    return notes
+
+
+def _find_notebook(student_dir: Path, name: str, sources: dict, originals: Path,
+                   max_bytes: int) -> tuple[Path | None, list[str]]:
+    """The student's notebook ``name``, or the only other notebook renamed to it; (None, notes) if none."""
+    path = student_dir / name
+    if os.path.lexists(path):
+        return path, []
     present = sorted(p.name for p in student_dir.glob("*.ipynb"))
+    others = [p for p in present if p not in sources]
+    if len(sources) == 1 and len(others) == 1:
+        problem = file_problem(student_dir / others[0], max_bytes)
+        if problem is not None:
+            return None, [f"{name} is missing, and {others[0]!r} {problem}"]
+        originals.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(student_dir / others[0], originals / others[0])
+        shutil.move(student_dir / others[0], path)
+        return path, [f"took {others[0]!r} as {name!r} (the only notebook; original kept in {originals})"]
+    return None, [f"{name} is missing (found: {', '.join(map(repr, present)) or 'no notebooks'})"]
+
+
+def prepare(student_dir: Path, sources: dict[str, dict], originals: Path,
+            max_bytes: int = MAX_NOTEBOOK_BYTES) -> tuple[str | None, list[str]]:
+    """Check and sanitise one student's notebooks. Returns (rejection status or None, notes)."""
+    notes = _remove_links_and_special_files(student_dir, set(sources))
     for name, source in sources.items():
-        path = student_dir / name
-        if not path.exists():
-            others = [p for p in present if p not in sources]
-            if len(sources) == 1 and len(others) == 1:
-                originals.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(student_dir / others[0], originals / others[0])
-                shutil.move(student_dir / others[0], path)
-                notes.append(f"took {others[0]!r} as {name!r} (the only notebook; original kept in {originals})")
-            else:
-                notes.append(f"{name} is missing (found: {', '.join(present) or 'no notebooks'})")
-                return "missing notebook", notes
-        nb, problem, changes = _read_notebook(path)
+        path, found = _find_notebook(student_dir, name, sources, originals, max_bytes)
+        notes += found
+        if path is None:
+            return "missing notebook", notes
+        nb, problem, changes = _read_notebook(path, max_bytes)
         if nb is None:
             notes.append(f"{name} is unreadable: {problem}")
             return "unreadable notebook", notes
@@ -150,6 +256,55 @@ def prepare(student_dir: Path, sources: dict[str, dict], originals: Path) -> tup
             path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             notes.append(f"{name} sanitised ({'; '.join(changes)}); original kept in {originals / name}")
     return None, notes
+
+
+def screen_submission(assignment=None, student=None, notebooks=(), max_bytes: int = MAX_NOTEBOOK_BYTES) -> None:
+    """nbgrader's ``pre_convert_hook`` (``c.Autograde.pre_convert_hook``): the file checks of the batch
+    for plain ``nbgrader autograde``, which would otherwise wait for ever on a named pipe.
+
+    Links and special files beside the notebooks are removed; a notebook that is not a regular file
+    or is larger than ``max_bytes`` is renamed ``<name>.rejected``, so that nbgrader fails that
+    student (file not found) and grades the others. nbgrader ignores what the hook raises.
+    """
+    folders = {Path(path).parent for path in notebooks}
+    for folder in folders:
+        for note in _remove_links_and_special_files(folder, {Path(p).name for p in notebooks}):
+            print(f"[cnnbook] {folder}: {note}", file=sys.stderr)
+    for path in map(Path, notebooks):
+        problem = file_problem(path, max_bytes) if os.path.lexists(path) else None
+        if problem is not None:
+            path.rename(path.with_name(path.name + ".rejected"))
+            print(f"[cnnbook] {path} {problem}: renamed {path.name}.rejected, not graded", file=sys.stderr)
+
+
+def _prepare_in_child(conn, *args) -> None:
+    try:
+        conn.send(prepare(*args))
+    except Exception as exc:  # noqa: BLE001 - whatever the submission does to the checks, report it
+        conn.send(("unreadable notebook", [f"the submission could not be checked: {exc!r}"[:500]]))
+
+
+def prepare_within(seconds: float, *args) -> tuple[str | None, list[str]]:
+    """:func:`prepare` in a child process, stopped after ``seconds``: no submission can hang the batch
+    (or exhaust its memory) while its files are checked."""
+    receive, send = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.get_context("fork").Process(target=_prepare_in_child, args=(send, *args))
+    child.start()
+    send.close()
+    ended = False
+    try:
+        ended = receive.poll(max(seconds, 0.1))
+        if ended:
+            return receive.recv()
+    except EOFError:  # the child died before it could answer
+        pass
+    finally:
+        child.kill()
+        child.join()
+        receive.close()
+    if ended:
+        return "unreadable notebook", [f"checking the submission crashed (exit code {child.exitcode})"]
+    return "timed out", [f"checking the submission took more than {seconds:.0f} s; it was not graded"]
 
 
 def run_autograde(course: Path, assignment: str, student: str, wall_seconds: float, log: Path) -> str:
@@ -203,56 +358,85 @@ def _kernel_trouble(folder: Path) -> str | None:
     return None
 
 
-def grade(course: Path, assignment: str, students: list[str] | None = None, wall_seconds: float | None = None,
-          echo=print) -> list[Result]:
-    """Grade ``students`` (default: everyone in submitted/) one by one; ``wall_seconds`` per student
-    defaults to what the course's cell timeout and kernel restarts call for (see :func:`course_dirs`)."""
-    course = course.resolve()
-    dirs = course_dirs(course)
-    wall_seconds = wall_seconds or dirs["wall_seconds"]
-    sources = source_notebooks(course, dirs, assignment)
-    out_dir = course / "grade_batch" / assignment
-    submitted = course / dirs["submitted_directory"]
-    if students is None:
-        students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
-    results = []
-    for student in students:
-        start = time.monotonic()
-        res = Result(student)
-        folder = submitted / student / assignment
-        if not folder.is_dir():
-            res.status, res.notes = "no submission", [f"no folder {folder}"]
+@dataclass
+class Batch:
+    """What every student of one run shares: the course, its folders, the assignment and the limits."""
+
+    course: Path
+    assignment: str
+    dirs: dict
+    sources: dict[str, dict]
+    wall_seconds: float
+    max_bytes: int
+
+    @property
+    def out_dir(self) -> Path:
+        return self.course / "grade_batch" / self.assignment
+
+
+def grade_student(batch: Batch, student: str) -> Result:
+    """Check, sanitise and autograde one student within ``batch.wall_seconds`` all told."""
+    start = time.monotonic()
+    res = Result(student)
+    folder = batch.course / batch.dirs["submitted_directory"] / student / batch.assignment
+    if not folder.is_dir():
+        res.status, res.notes = "no submission", [f"no folder {folder}"]
+    else:
+        originals = batch.out_dir / "originals" / student
+        rejected, res.notes = prepare_within(batch.wall_seconds, folder, batch.sources, originals, batch.max_bytes)
+        if rejected:
+            res.status = rejected
         else:
-            try:
-                rejected, res.notes = prepare(folder, sources, out_dir / "originals" / student)
-            except OSError as exc:
-                rejected, res.notes = "unreadable notebook", [f"could not read the submission: {exc}"]
-            if rejected:
-                res.status = rejected
-            else:
-                res.status = run_autograde(course, assignment, student, wall_seconds,
-                                           out_dir / "logs" / f"{student}.log")
-                if res.status == "graded":
-                    trouble = _kernel_trouble(course / dirs["autograded_directory"] / student / assignment)
-                    if trouble:
-                        res.status = f"graded ({trouble})"
-                elif res.status == "error":
-                    res.notes.append(f"nbgrader failed: see {out_dir / 'logs' / (student + '.log')}")
-                elif res.status == "timed out":
-                    res.notes.append(f"stopped after {wall_seconds:.0f} s wall-clock; scores of an earlier run, if any, kept")
-        res.score, res.max_score = read_scores(dirs["db_url"], assignment, student)
-        res.seconds = round(time.monotonic() - start, 1)
-        results.append(res)
-        score = "-" if res.score is None else f"{res.score:g}/{res.max_score:g}"
-        echo(f"{student:20s} {res.status:30s} {score:>10s} {res.seconds:6.1f}s  {' | '.join(res.notes)}")
+            res.status, notes = _autograde(batch, student, batch.wall_seconds - (time.monotonic() - start))
+            res.notes += notes
+    res.score, res.max_score = read_scores(batch.dirs["db_url"], batch.assignment, student)
+    res.seconds = round(time.monotonic() - start, 1)
+    return res
+
+
+def _autograde(batch: Batch, student: str, seconds: float) -> tuple[str, list[str]]:
+    """``nbgrader autograde`` for the rest of the student's time: (status, notes)."""
+    log = batch.out_dir / "logs" / f"{student}.log"
+    status = run_autograde(batch.course, batch.assignment, student, max(seconds, 1.0), log)
+    if status == "graded":
+        trouble = _kernel_trouble(batch.course / batch.dirs["autograded_directory"] / student / batch.assignment)
+        return (f"graded ({trouble})" if trouble else status), []
+    if status == "timed out":
+        return status, [f"stopped after {batch.wall_seconds:.0f} s wall-clock; scores of an earlier run, if any, kept"]
+    return status, [f"nbgrader failed: see {log}"]
+
+
+def write_report(out_dir: Path, results: list[Result]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "report.csv", "w", newline="", encoding="utf-8") as f:
+    path = out_dir / "report.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["student", "status", "score", "max_score", "seconds", "notes"])
         for r in results:
             w.writerow([r.student, r.status, "" if r.score is None else r.score,
                         "" if r.max_score is None else r.max_score, r.seconds, " | ".join(r.notes)])
-    echo(f"report: {out_dir / 'report.csv'}")
+    return path
+
+
+def grade(course: Path, assignment: str, students: list[str] | None = None, wall_seconds: float | None = None,
+          echo=print, max_notebook_bytes: int = MAX_NOTEBOOK_BYTES) -> list[Result]:
+    """Grade ``students`` (default: everyone in submitted/) one by one; ``wall_seconds`` per student
+    defaults to what the course's cell timeout and kernel restarts call for (see :func:`course_dirs`);
+    a notebook larger than ``max_notebook_bytes`` is rejected unread."""
+    course = course.resolve()
+    dirs = course_dirs(course)
+    batch = Batch(course, assignment, dirs, source_notebooks(course, dirs, assignment),
+                  wall_seconds or dirs["wall_seconds"], max_notebook_bytes)
+    submitted = course / dirs["submitted_directory"]
+    if students is None:
+        students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+    results = []
+    for student in students:
+        res = grade_student(batch, student)
+        results.append(res)
+        score = "-" if res.score is None else f"{res.score:g}/{res.max_score:g}"
+        echo(f"{student:20s} {res.status:30s} {score:>10s} {res.seconds:6.1f}s  {' | '.join(res.notes)}")
+    echo(f"report: {write_report(batch.out_dir, results)}")
     return results
 
 
@@ -263,8 +447,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wall-seconds", type=float, help="wall-clock limit per student (default: (kernel restarts "
                         "+ 2) x the cell timeout in nbgrader_config.py, at least 300)")
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course folder (default: current folder)")
+    parser.add_argument("--max-notebook-mb", type=float, default=MAX_NOTEBOOK_BYTES / 2**20,
+                        help="largest notebook file read, in MiB (default: %(default)g); larger ones are "
+                        "rejected unread")
     args = parser.parse_args(argv)
-    results = grade(args.course, args.assignment, args.student, args.wall_seconds)
+    results = grade(args.course, args.assignment, args.student, args.wall_seconds,
+                    max_notebook_bytes=int(args.max_notebook_mb * 2**20))
     bad = [r for r in results if not r.status.startswith("graded")]
     return 1 if bad else 0
 

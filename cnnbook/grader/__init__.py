@@ -38,9 +38,10 @@ def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | No
                                         IgnorePattern, LimitOutput, SaveAutoGrades)
 
     from cnnbook import sandbox
-    from cnnbook.grader.preprocessors import (AddProbeCells, CapOutputBytes, HideTracebacks,
+    from cnnbook.grader.preprocessors import (AddProbeCells, CapOutputs, HideTracebacks,
                                               ReadProbeResults, RestoreNbgraderMetadata,
-                                              SandboxedExecute, TextAndImagesOnly, TrustedGrades)
+                                              SandboxedExecute, SanitiseMarkdown, TextAndImagesOnly,
+                                              TrustedGrades)
 
     sandbox.configure_limits(Path(course_root), limits)
     c.SandboxedExecute.require_sandbox = require_sandbox
@@ -51,8 +52,8 @@ def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | No
     sanitising = list(Autograde.class_traits()["sanitize_preprocessors"].default())
     c.Autograde.sanitize_preprocessors = [RestoreNbgraderMetadata, *sanitising]
     c.Autograde.autograde_preprocessors = [
-        AddProbeCells, SandboxedExecute, ReadProbeResults, TextAndImagesOnly, IgnorePattern,
-        ClearMetadataPreprocessor, LimitOutput, CapOutputBytes, TrustedGrades, SaveAutoGrades,
+        AddProbeCells, SandboxedExecute, ReadProbeResults, TextAndImagesOnly, SanitiseMarkdown,
+        IgnorePattern, ClearMetadataPreprocessor, LimitOutput, CapOutputs, TrustedGrades, SaveAutoGrades,
         AssignLatePenalties, CheckCellMetadata]
-    c.GenerateFeedback.preprocessors = [GetGrades, TextAndImagesOnly, HideTracebacks,
+    c.GenerateFeedback.preprocessors = [GetGrades, TextAndImagesOnly, SanitiseMarkdown, HideTracebacks,
                                         CSSHTMLHeaderPreprocessor]

@@ -6,17 +6,77 @@ when the student deleted the metadata or the cell), forged or unknown nbgrader m
 a copied test cell is graded once, stored outputs are dropped and the kernelspec is the assignment's.
 ``python -m cnnbook.grade_batch`` calls :func:`sanitise` before nbgrader (its report says what was
 changed), and the ``RestoreNbgraderMetadata`` preprocessor calls it in plain ``nbgrader autograde``.
+
+Fields of the wrong JSON type (:func:`type_problems` names them; the batch rejects such a notebook)
+are retyped or dropped, and a notebook that has no list of cells raises :class:`MalformedNotebook`,
+so in plain ``nbgrader autograde`` a hand-edited notebook fails alone instead of stopping the run.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
 
 # The nbgrader metadata that decides how a cell is graded (the rest, e.g. the checksum, nbgrader recomputes).
 GRADING_KEYS = ("grade_id", "grade", "solution", "locked", "task", "points", "schema_version")
+CELL_TYPES = ("code", "markdown", "raw")
+MAX_NOTES = 20  # a notebook of a million odd cells gets a short report, not a million lines
+
+_short = reprlib.Repr()  # bounded in depth and length: a submission's metadata may nest deeply or be huge
+_short.maxlevel, _short.maxstring, _short.maxother = 3, 40, 40
+
+
+class MalformedNotebook(ValueError):
+    """The submission is not a notebook that can be sanitised (e.g. its cells are not a list)."""
+
+
+def _type(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _is_text(source) -> bool:
+    return isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))
+
+
+def cell_problems(cell) -> list[str]:
+    """The fields of one cell that have the wrong JSON type for nbformat 4, in words."""
+    if not isinstance(cell, dict):
+        return [f"is {_type(cell)}, not an object"]
+    problems = []
+    if cell.get("cell_type") not in CELL_TYPES:
+        problems.append(f"cell_type {_short.repr(cell.get('cell_type'))} is not code, markdown or raw")
+    metadata = cell.get("metadata", {})
+    if not isinstance(metadata, dict):
+        problems.append(f"metadata is {_type(metadata)}, not an object")
+    elif not isinstance(metadata.get("nbgrader", {}), dict):
+        problems.append(f"nbgrader metadata is {_type(metadata['nbgrader'])}, not an object")
+    if not _is_text(cell.get("source", "")):
+        problems.append(f"source is {_type(cell.get('source'))}, not text")
+    for key, kind in (("outputs", list), ("attachments", dict)):
+        if key in cell and not isinstance(cell[key], kind):
+            problems.append(f"{key} is {_type(cell[key])}, not {_type(kind())}")
+    return problems
+
+
+def type_problems(nb) -> list[str]:
+    """What in ``nb`` has the wrong JSON type for nbformat 4, in words (empty when its structure is sound)."""
+    if not isinstance(nb, dict):
+        return [f"the notebook is {_type(nb)}, not an object"]
+    problems = []
+    if not isinstance(nb.get("cells"), list):
+        problems.append(f"cells is {_type(nb.get('cells'))}, not a list")
+    metadata = nb.get("metadata", {})
+    if not isinstance(metadata, dict):
+        problems.append(f"notebook metadata is {_type(metadata)}, not an object")
+    elif not isinstance(metadata.get("kernelspec", {}), dict):
+        problems.append(f"kernelspec is {_type(metadata['kernelspec'])}, not an object")
+    for index, cell in enumerate(nb.get("cells") if isinstance(nb.get("cells"), list) else ()):
+        problems += [f"cell {index}: {problem}" for problem in cell_problems(cell)]
+    return problems
 
 
 @dataclass
@@ -113,7 +173,7 @@ def _sanitise_cell(cell: dict, index: int, graded_copy: dict, copies: Counter, r
     if "nbgrader" in cell["metadata"]:
         meta, grade_id = cell["metadata"]["nbgrader"], _grade_id(cell)
         if grade_id not in reference.cells:
-            notes.append(f"cell with unknown nbgrader metadata {str(meta)[:80]!r}: metadata removed")
+            notes.append(f"cell with unknown nbgrader metadata {_short.repr(meta)[:80]}: metadata removed")
             del cell["metadata"]["nbgrader"]
         elif graded_copy[grade_id] != index:
             notes.append(f"cell {grade_id!r} appears {copies[grade_id]} times: the last copy is graded, "
@@ -130,9 +190,6 @@ def _sanitise_cell(cell: dict, index: int, graded_copy: dict, copies: Counter, r
             if cell.get("cell_type") != source.cell_type:
                 notes.append(f"locked cell {grade_id!r} changed type: restored")
                 cell["cell_type"] = source.cell_type
-    if not isinstance(cell.get("source"), (str, list)):
-        cell["source"] = ""
-        notes.append("a cell without text: emptied")
     if cell.get("cell_type") == "code":
         if cell.get("outputs"):
             notes.append("stored outputs removed")
@@ -140,6 +197,50 @@ def _sanitise_cell(cell: dict, index: int, graded_copy: dict, copies: Counter, r
     else:
         cell.pop("outputs", None)
         cell.pop("execution_count", None)
+
+
+def _repair_cell(cell: dict, index: int, notes: list[str]) -> None:
+    """Give each field of a kept cell the type nbformat 4 asks for (the wrong ones are noted)."""
+    if not isinstance(cell.get("metadata", {}), dict):
+        notes.append(f"cell {index}: metadata was {_type(cell['metadata'])}: cleared")
+        cell["metadata"] = {}
+    cell.setdefault("metadata", {})
+    source = cell.setdefault("source", "")
+    if isinstance(source, list) and _is_text(source):
+        cell["source"] = "".join(source)
+    elif not isinstance(source, str):
+        notes.append(f"cell {index}: source was {_type(source)}, not text: emptied")
+        cell["source"] = ""
+    if "attachments" in cell and not isinstance(cell["attachments"], dict):
+        notes.append(f"cell {index}: attachments were {_type(cell['attachments'])}: removed")
+        del cell["attachments"]
+    if "id" in cell and not isinstance(cell["id"], str):
+        del cell["id"]
+
+
+def _repair(nb, notes: list[str]) -> None:
+    """Drop what cannot be a cell and retype the fields that can be fixed; raise MalformedNotebook otherwise."""
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise MalformedNotebook(f"not a Jupyter notebook: {'; '.join(type_problems(nb))}")
+    kept = []
+    for index, cell in enumerate(nb["cells"]):
+        if not isinstance(cell, dict) or cell.get("cell_type") not in CELL_TYPES:
+            notes.append(f"cell {index}: {cell_problems(cell)[0]}: removed")
+            continue
+        _repair_cell(cell, index, notes)
+        kept.append(cell)
+    nb["cells"][:] = kept
+    if not isinstance(nb.get("metadata", {}), dict):
+        notes.append(f"notebook metadata was {_type(nb['metadata'])}: cleared")
+        nb["metadata"] = {}
+    nb.setdefault("metadata", {})
+
+
+def _summary(notes: list[str]) -> list[str]:
+    unique = list(dict.fromkeys(notes))
+    if len(unique) <= MAX_NOTES:
+        return unique
+    return unique[:MAX_NOTES] + [f"... and {len(unique) - MAX_NOTES} more changes"]
 
 
 def sanitise(nb: dict, reference: Reference) -> list[str]:
@@ -150,20 +251,23 @@ def sanitise(nb: dict, reference: Reference) -> list[str]:
     metadata with an unknown grade_id is removed. A grade_id that appears more than once (a copied test
     cell) is graded once, in its last copy as nbgrader's DeduplicateIds would; the other copies become
     plain cells. Locked cells that are missing (deleted, or stripped of their metadata) are put back.
+
+    Fields of the wrong type are retyped or dropped first (cells that are not cells are removed), so
+    that one hand-edited notebook cannot crash the run for the others; a notebook whose cells are
+    not a list raises :class:`MalformedNotebook`.
     """
     notes: list[str] = []
-    for cell in nb["cells"]:
-        if not isinstance(cell.get("metadata"), dict):
-            cell["metadata"] = {}
+    _repair(nb, notes)
     copies = Counter(_grade_id(cell) for cell in nb["cells"])
     graded_copy = {_grade_id(cell): index for index, cell in enumerate(nb["cells"])}
     for index, cell in enumerate(nb["cells"]):
         _sanitise_cell(cell, index, graded_copy, copies, reference, notes)
     _restore_missing_locked_cells(nb, reference, notes)
     spec = reference.kernelspec
-    if spec and nb.get("metadata", {}).get("kernelspec") != spec:
+    if spec and nb["metadata"].get("kernelspec") != spec:
         notes.append("kernelspec differed from the assignment's; restored")
-        if not isinstance(nb.get("metadata"), dict):
-            nb["metadata"] = {}
         nb["metadata"]["kernelspec"] = copy.deepcopy(spec)
-    return sorted(set(notes), key=notes.index)
+    elif not isinstance(nb["metadata"].get("kernelspec", {}), dict):
+        notes.append(f"kernelspec was {_type(nb['metadata']['kernelspec'])}: removed")
+        del nb["metadata"]["kernelspec"]
+    return _summary(notes)

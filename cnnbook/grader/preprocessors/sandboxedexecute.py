@@ -81,6 +81,8 @@ class SandboxedExecute(Execute):
         self.km.client_factory = CappedKernelClient
         return await super().async_start_new_kernel_client()
 
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)  # as start_new_kernel above
+
     def _error(self, cell, ename, evalue):
         cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue,
                                          traceback=[f"{ename}: {evalue}"]))
