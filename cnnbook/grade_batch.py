@@ -18,8 +18,8 @@ kernel died, unreadable notebook, missing notebook, no submission, error) goes t
 ``grade_batch/<assignment>/report.csv``, the reasons in its notes; nbgrader's log per student to
 ``grade_batch/<assignment>/logs/<student>.log``.
 
-:func:`screen_submission` does the file checks for plain ``nbgrader autograde``, as its
-``pre_convert_hook``.
+:func:`cnnbook.grader.submission.screen_submission` does the file checks for plain
+``nbgrader autograde``, as its ``pre_convert_hook``.
 """
 
 from __future__ import annotations
@@ -31,21 +31,20 @@ import multiprocessing
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
 
-from cnnbook.grader.sanitise import Reference, sanitise, type_problems
+from cnnbook.grader.preprocessors.readproberesults import STOPPED
+from cnnbook.grader.sanitise import Reference, sanitise
+from cnnbook.grader.submission import (MAX_NOTEBOOK_BYTES, _read_notebook,  # noqa: F401 - used by tests
+                                       _remove_links_and_special_files, file_problem, screen_submission)
 
 NBGRADER_CELL_TIMEOUT = 30  # nbgrader's Execute.timeout when the course sets none
 MIN_WALL_SECONDS = 300
-MAX_NOTEBOOK_BYTES = 20 * 2**20  # a notebook is rejected unread above this (stored outputs count too)
-MAX_JSON_DEPTH = 100  # a notebook nests about 8 levels; far deeper JSON is rejected
 
 
 @dataclass
@@ -95,127 +94,6 @@ def source_notebooks(course: Path, dirs: dict, assignment: str) -> dict[str, dic
     return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.ipynb"))}
 
 
-def file_problem(path: Path, max_bytes: int) -> str | None:
-    """Why the file at ``path`` cannot be read as a notebook without risk, or None.
-
-    Only ``lstat`` is used: opening a named pipe would wait for a writer forever, and reading a
-    device or a huge file would never end or fill the memory.
-    """
-    try:
-        info = path.lstat()
-    except OSError as exc:
-        return f"cannot be examined ({exc.strerror})"
-    if not stat.S_ISREG(info.st_mode):
-        return f"is {_file_kind(info.st_mode)}, not a file"
-    if info.st_size > max_bytes:
-        return f"is {info.st_size} bytes, more than the cap of {max_bytes} bytes"
-    return None
-
-
-def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a unix socket"), (stat.S_ISLNK, "a symbolic link")):
-        if test(mode):
-            return kind
-    return "a special file"
-
-
-def _read_bytes(path: Path, max_bytes: int) -> bytes:
-    """At most ``max_bytes`` + 1 bytes of a regular file (checked again once open: it may have changed)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path.name} is no longer a regular file")
-        return f.read(max_bytes + 1)
-
-
-def _depth(value) -> int:
-    """How deeply ``value`` nests (without recursion: it may nest deeper than Python's stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if isinstance(item, (dict, list)):
-            deepest = max(deepest, level)
-            if deepest > MAX_JSON_DEPTH:
-                return deepest
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
-    return deepest
-
-
-def _parse(data: bytes) -> tuple[object, str | None]:
-    """(JSON value, None) or (None, why not)."""
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return None, f"not UTF-8 text (bad byte at offset {exc.start})"
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return None, f"not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}"
-    except RecursionError:
-        return None, f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
-    if _depth(value) > MAX_JSON_DEPTH:
-        return None, f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
-    return value, None
-
-
-def _read_notebook(path: Path, max_bytes: int = MAX_NOTEBOOK_BYTES) -> tuple[dict | None, str | None, list[str]]:
-    """(notebook, None, notes) or (None, why it cannot be graded, []).
-
-    A notebook saved by an old Jupyter (nbformat 3 or older) is converted to version 4, as nbgrader
-    itself would on reading it: an old client is not cheating. Fields of the wrong type (metadata
-    that is a list, a source that is a number...) reject the notebook, with each one named.
-    """
-    problem = file_problem(path, max_bytes)
-    if problem is not None:
-        return None, problem, []
-    data = _read_bytes(path, max_bytes)
-    if len(data) > max_bytes:  # it grew after it was examined
-        return None, f"is more than the cap of {max_bytes} bytes", []
-    nb, problem = _parse(data)
-    if problem is not None:
-        return None, problem, []
-    notes = []
-    version = nb.get("nbformat") if isinstance(nb, dict) else None
-    if isinstance(version, int) and 1 <= version < 4:
-        try:
-            nb = nbformat.convert(nbformat.from_dict(nb), 4)
-        except Exception as exc:  # noqa: BLE001 - any malformed old notebook: reject it with the reason
-            return None, f"an nbformat {version} notebook that cannot be converted to version 4 ({exc!r})", []
-        notes.append(f"nbformat {version} notebook (saved by an old Jupyter) converted to version 4")
-    if not isinstance(nb, dict) or nb.get("nbformat") != 4:
-        return None, "not a Jupyter notebook (nbformat 4)", []
-    problems = type_problems(nb)
-    if problems:
-        more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
-        return None, f"not a well-formed notebook: {'; '.join(problems[:5])}{more}", []
-    return nb, None, notes
-
-
-def _remove_links_and_special_files(student_dir: Path, keep: set[str]) -> list[str]:
-    """Remove symbolic links, and special files other than the notebooks (``keep``), from a submission.
-
-    nbgrader copies a submission as root and follows symbolic links: a link to the gradebook or to
-    solutions/ would arrive in the graded folder as a readable copy. It copies the other files too:
-    a named pipe would stop it, a device would be read for ever. A submission is regular files.
-    """
-    notes = []
-    for folder, dirs, files in os.walk(student_dir):
-        for name in sorted(dirs + files):
-            path = Path(folder) / name
-            mode = path.lstat().st_mode
-            shown = str(path.relative_to(student_dir))
-            if stat.S_ISLNK(mode):
-                notes.append(f"symbolic link {shown!r} -> {os.readlink(path)!r} removed "
-                             f"(a submission may not link to files outside it)")
-                path.unlink()
-            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and not (folder == str(student_dir) and name in keep):
-                notes.append(f"{shown!r}, {_file_kind(mode)}, removed (a submission is regular files)")
-                path.unlink()
-    return notes
-
-
 def _find_notebook(student_dir: Path, name: str, sources: dict, originals: Path,
                    max_bytes: int) -> tuple[Path | None, list[str]]:
     """The student's notebook ``name``, or the only other notebook renamed to it; (None, notes) if none."""
@@ -256,25 +134,6 @@ def prepare(student_dir: Path, sources: dict[str, dict], originals: Path,
             path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
             notes.append(f"{name} sanitised ({'; '.join(changes)}); original kept in {originals / name}")
     return None, notes
-
-
-def screen_submission(assignment=None, student=None, notebooks=(), max_bytes: int = MAX_NOTEBOOK_BYTES) -> None:
-    """nbgrader's ``pre_convert_hook`` (``c.Autograde.pre_convert_hook``): the file checks of the batch
-    for plain ``nbgrader autograde``, which would otherwise wait for ever on a named pipe.
-
-    Links and special files beside the notebooks are removed; a notebook that is not a regular file
-    or is larger than ``max_bytes`` is renamed ``<name>.rejected``, so that nbgrader fails that
-    student (file not found) and grades the others. nbgrader ignores what the hook raises.
-    """
-    folders = {Path(path).parent for path in notebooks}
-    for folder in folders:
-        for note in _remove_links_and_special_files(folder, {Path(p).name for p in notebooks}):
-            print(f"[cnnbook] {folder}: {note}", file=sys.stderr)
-    for path in map(Path, notebooks):
-        problem = file_problem(path, max_bytes) if os.path.lexists(path) else None
-        if problem is not None:
-            path.rename(path.with_name(path.name + ".rejected"))
-            print(f"[cnnbook] {path} {problem}: renamed {path.name}.rejected, not graded", file=sys.stderr)
 
 
 def _prepare_in_child(conn, *args) -> None:
@@ -342,19 +201,29 @@ def read_scores(db_url: str, assignment: str, student: str) -> tuple[float | Non
         return float(sub.score), float(sub.max_score)
 
 
+def _troubles(nb: dict) -> set[str]:
+    """What stopped cells of a graded notebook: the sandbox's errors in the student's cells, and the
+    grader's verdicts on its own probe cells (removed from the notebook), in the grader's fixed words."""
+    found = set()
+    for output in (o for c in nb.get("cells", []) for o in c.get("outputs", []) if o.get("output_type") == "error"):
+        if output.get("ename") in STOPPED:
+            found.add(output["ename"])
+        elif output.get("ename") == "Failed":
+            found |= {ename for ename, words in STOPPED.items() if words in str(output.get("evalue", ""))}
+    return found
+
+
 def _kernel_trouble(folder: Path) -> str | None:
     for path in sorted(folder.glob("*.ipynb")):
         try:
-            nb = json.loads(path.read_text(encoding="utf-8"))
+            found = _troubles(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue
-        enames = {o.get("ename") for c in nb.get("cells", []) for o in c.get("outputs", [])
-                  if o.get("output_type") == "error"}
         trouble = [what for ename, what in (("DeadKernelError", "kernel died"),
-                                            ("CellTimeoutError", "cell timed out")) if ename in enames]
+                                            ("CellTimeoutError", "cell timed out")) if ename in found]
         if trouble:
             # The sandbox grades on in a fresh kernel; only past its restart limit are later cells not run.
-            return "; ".join(trouble + (["later cells not run"] if "NotRun" in enames else []))
+            return "; ".join(trouble + (["later cells not run"] if "NotRun" in found else []))
     return None
 
 

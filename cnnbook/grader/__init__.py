@@ -8,15 +8,18 @@ assignment) and writes each graded cell's verdict, which is all nbgrader reads t
 
 One entry point, :func:`configure`, called once from ``nbgrader_config.py``, puts the steps in place:
 
+before anything is read
+    :func:`cnnbook.grader.submission.screen_submission` (no named pipes, devices or huge files).
 autograde, sanitising pass
     :class:`RestoreNbgraderMetadata` (locked cells and nbgrader metadata back from the gradebook),
     then nbgrader's own steps.
 autograde, grading pass
-    :class:`AddProbeCells` -> :class:`SandboxedExecute` -> :class:`ReadProbeResults` ->
-    :class:`TextAndImagesOnly` -> nbgrader's output limits -> :class:`CapOutputBytes` ->
+    :class:`AddProbeCells` -> :class:`SandboxedExecute` (outputs capped as they arrive) ->
+    :class:`ReadProbeResults` -> :class:`TextAndImagesOnly` -> :class:`SanitiseMarkdown` ->
+    nbgrader's output limits -> :class:`CapOutputs` (per output, cell and notebook) ->
     :class:`TrustedGrades` -> nbgrader's SaveAutoGrades and the rest.
 feedback
-    grades, text and images only, one-line errors.
+    grades, text and images only, sanitised markdown, one-line errors.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | No
                                         IgnorePattern, LimitOutput, SaveAutoGrades)
 
     from cnnbook import sandbox
+    from cnnbook.grader.submission import screen_submission
     from cnnbook.grader.preprocessors import (AddProbeCells, CapOutputs, HideTracebacks,
                                               ReadProbeResults, RestoreNbgraderMetadata,
                                               SandboxedExecute, SanitiseMarkdown, TextAndImagesOnly,
@@ -48,6 +52,10 @@ def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | No
     c.CapOutputBytes.max_bytes = max_output_bytes
     c.TextAndImagesOnly.max_image_bytes = max_output_bytes
     c.OverwriteCells.add_missing_cells = True
+    # nbclient keeps every widget message a kernel sends, without a cap: none is needed for grading.
+    c.SandboxedExecute.store_widget_state = False
+    # A named pipe or a huge file in place of a notebook: rejected before nbgrader opens it.
+    c.Autograde.pre_convert_hook = screen_submission
 
     sanitising = list(Autograde.class_traits()["sanitize_preprocessors"].default())
     c.Autograde.sanitize_preprocessors = [RestoreNbgraderMetadata, *sanitising]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -39,6 +40,8 @@ class SandboxedExecute(Execute):
                                       config=True)
     hidden_packages = List(Unicode(), help="Top-level packages the kernel may not import in every "
                            "assignment (each assignment's checks add their own).").tag(config=True)
+    fresh_kernel_tries = Integer(4, help="Tries to start a fresh kernel after a cell hung or killed its "
+                                 "kernel, a few seconds apart.").tag(config=True)
     # After a hung cell's kernel is replaced, its output stream never ends: do not fail the notebook.
     raise_on_iopub_timeout = Bool(False, help="Fail the notebook when output stops arriving.").tag(
         config=True)
@@ -131,11 +134,32 @@ class SandboxedExecute(Execute):
             self.log.error("Cell %s failed again when re-run in a fresh kernel (%s); the cells after "
                            "cell %s are marked as not run", index, exc, failed_index)
             self._stopped = (f"cell {failed_index} failed ({why}), and cell {index} hung or killed the "
-                             f"fresh kernel when re-run before grading could go on")
+                             f"fresh kernel when re-run before grading could go on" if index != failed_index
+                             else f"cell {failed_index} failed ({why}), and no fresh kernel could start")
 
     def _replayed(self, index, cell) -> bool:
         return (cell.cell_type == "code" and bool(cell.source.strip()) and index not in self._failed_cells
                 and not (self._plan is not None and self._plan.is_probe_cell(cell)))
+
+    async def _async_start_fresh_kernel(self):
+        """Start a new kernel; None, or the exception of the last of a few tries.
+
+        The processes of the kernel just killed (a fork bomb's, say) count against the sandbox user's
+        process limit until they are gone, so a new kernel may fail to start at first: wait and retry.
+        """
+        error = None
+        for attempt in range(self.fresh_kernel_tries):
+            try:
+                await self._async_cleanup_kernel()
+                self.km = self.create_kernel_manager()
+                await self.async_start_new_kernel()
+                await self.async_start_new_kernel_client()
+                return None
+            except RuntimeError as exc:  # jupyter_client: "Kernel died before replying to kernel_info"
+                error = exc
+                self.log.warning("A fresh kernel failed to start (try %s): %s", attempt + 1, exc)
+                await asyncio.sleep(2 * (attempt + 1))
+        return error
 
     async def _async_fresh_kernel(self, failed_index):
         """Start a new kernel and re-run the code cells before ``failed_index`` that did not fail.
@@ -143,10 +167,9 @@ class SandboxedExecute(Execute):
         Their outputs are not recorded: the cells keep those of their graded run. Returns None, or
         (index, exception) of a cell that hung or killed the kernel when re-run.
         """
-        await self._async_cleanup_kernel()
-        self.km = self.create_kernel_manager()
-        await self.async_start_new_kernel()
-        await self.async_start_new_kernel_client()
+        started = await self._async_start_fresh_kernel()
+        if started is not None:
+            return failed_index, started
         for index, cell in enumerate(self.nb.cells[:failed_index]):
             if not self._replayed(index, cell):
                 continue
