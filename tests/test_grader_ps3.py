@@ -185,10 +185,10 @@ def test_compile_problems_name_what_is_missing():
 
 def test_a_model_that_is_not_a_keras_model_gets_a_message():
     result = kernel_result(lambda: 42)
-    assert result.kind == "raised"
+    assert result.kind == "other"
     points, verdicts = grade(result)
     assert points == 0
-    assert verdicts["test_build_model_is_small_compiled_cnn"].message == "build_model() must return a keras.Model"
+    assert verdicts["test_build_model_is_small_compiled_cnn"].message == "build_model() must return a keras.Model, not a builtins.int"
 
 
 def test_a_build_model_that_raises_costs_every_point_and_trains_nothing(monkeypatch):
