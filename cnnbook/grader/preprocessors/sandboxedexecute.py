@@ -101,9 +101,14 @@ class SandboxedExecute(Execute):
             return cell, resources
         try:
             return super().preprocess_cell(cell, resources, index)
-        except (DeadKernelError, CellTimeoutError) as exc:
+        except (DeadKernelError, CellTimeoutError, ValueError) as exc:
             # The enames are what cnnbook.grade_batch reports as "kernel died" / "cell timed out".
-            if isinstance(exc, DeadKernelError):
+            # A ValueError comes from jupyter_client reading a message with a bad signature (processes
+            # forked by the student's code write to the kernel's sockets): that kernel is no use either.
+            if isinstance(exc, ValueError):
+                name, why = "DeadKernelError", ("the kernel sent a message that is not a valid Jupyter "
+                                                "message (processes forked by the notebook?) and was stopped")
+            elif isinstance(exc, DeadKernelError):
                 name, why = "DeadKernelError", ("the kernel died while running this cell (memory or CPU "
                                                 "limit, os._exit, or a crash)")
             else:
@@ -176,7 +181,7 @@ class SandboxedExecute(Execute):
             msg_id = await ensure_async(self.kc.execute(cell.source, stop_on_error=False))
             try:
                 await self.async_wait_for_reply(msg_id, cell)
-            except (DeadKernelError, CellTimeoutError) as exc:
+            except (DeadKernelError, CellTimeoutError, ValueError) as exc:  # ValueError: see preprocess_cell
                 return index, exc
         return None
 
