@@ -83,6 +83,16 @@ def course_dirs(course: Path) -> dict:
     return names
 
 
+def grader_seconds(assignment: str) -> float:
+    """The time the assignment's trusted checks may take in the grader's own process (ps3 trains a model
+    there), on top of the notebook's cell timeouts."""
+    from cnnbook.grader.plan import load_checks
+    from cnnbook.grader.preprocessors.addprobecells import DEFAULT_CHECKS
+
+    name = DEFAULT_CHECKS.get(assignment)
+    return float(getattr(load_checks(name), "GRADER_SECONDS", 0)) if name else 0.0
+
+
 def source_notebooks(course: Path, dirs: dict, assignment: str) -> dict[str, dict]:
     """The assignment's notebooks as released to students (their nbgrader metadata is the reference)."""
     folder = course / dirs["release_directory"] / assignment
@@ -294,8 +304,9 @@ def grade(course: Path, assignment: str, students: list[str] | None = None, wall
     a notebook larger than ``max_notebook_bytes`` is rejected unread."""
     course = course.resolve()
     dirs = course_dirs(course)
-    batch = Batch(course, assignment, dirs, source_notebooks(course, dirs, assignment),
-                  wall_seconds or dirs["wall_seconds"], max_notebook_bytes)
+    wall_seconds = wall_seconds or dirs["wall_seconds"] + grader_seconds(assignment)
+    batch = Batch(course, assignment, dirs, source_notebooks(course, dirs, assignment), wall_seconds,
+                  max_notebook_bytes)
     submitted = course / dirs["submitted_directory"]
     if students is None:
         students = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []

@@ -14,6 +14,8 @@ from cnnbook.grader.plan import Call, Check, Context, Probe, Verdict
 
 NOTEBOOK = "mnist_cnn"
 HIDDEN_PACKAGES = ()  # the student's model needs TensorFlow
+# The graded training runs in the grader's process, after the notebook: time the batch runner allows.
+GRADER_SECONDS = trainer.DEFAULT_LIMITS["wall_seconds"]
 CALL = "build_model()"
 CACHE_KEY = "ps3_graded_training"
 
