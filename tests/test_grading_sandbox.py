@@ -2,7 +2,7 @@
 started by the launcher the way nbgrader starts them, what a hostile submission can and cannot reach.
 
 The refusal to grade without bubblewrap is SandboxedExecute's (cnnbook.grader.preprocessors); whole
-hostile submissions graded by nbgrader are in tests/test_grade_batch.py.
+hostile submissions graded by nbgrader are in tests/test_grading_tricks.py.
 """
 
 from __future__ import annotations
