@@ -77,3 +77,13 @@ class BuiltBook:
 def book() -> BuiltBook:
     """Build the book once (executing only pages that changed, thanks to jupyter-cache)."""
     return BuiltBook(book_build.build(quiet=True))
+
+
+@pytest.fixture(scope="module")
+def glued(book, request) -> dict:
+    """Every value glued by the page of the requesting test module (its ``PAGE``); a page that glues
+    nothing fails here."""
+    page = request.module.PAGE
+    values = book.glued(page)
+    assert values, f"book/{page}.md glued no values"
+    return values

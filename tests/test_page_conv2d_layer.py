@@ -9,13 +9,6 @@ pytestmark = pytest.mark.slow
 PAGE = "conv2d-layer"
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    values = book.glued(PAGE)
-    assert values, f"book/{PAGE}.md glued no values"
-    return values
-
-
 def test_weights_are_created_on_first_call(glued):
     assert glued["weights_before"] == 0
     assert glued["weights_after"] == 2

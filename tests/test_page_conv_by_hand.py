@@ -12,13 +12,6 @@ IMAGE = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
 SEED_3X3 = [[12, 16], [24, 28]]
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    values = book.glued(PAGE)
-    assert values, f"book/{PAGE}.md glued no values"
-    return values
-
-
 def test_three_ways_give_the_seed_numbers(glued):
     for name in ("by_hand", "tf_nn", "keras"):
         np.testing.assert_array_equal(glued[name], SEED_3X3, err_msg=name)

@@ -10,11 +10,6 @@ pytestmark = pytest.mark.slow
 PAGE = "dense-vs-cnn"
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    return book.glued(PAGE)
-
-
 def test_parameter_counts_as_in_seed(glued):
     assert glued["net1_params"] == 1_149_010 == 784 * 500 + 500 + 3 * (500 * 500 + 500) + 500 * 10 + 10
     assert glued["net2_params"] == 14_590 == (2 * 2 * 1 * 30 + 30) + (2 * 2 * 30 * 30 + 30) + (1080 * 10 + 10)

@@ -10,13 +10,6 @@ PAGE = "feature-maps"
 
 
 @pytest.fixture(scope="module")
-def glued(book):
-    values = book.glued(PAGE)
-    assert values, f"book/{PAGE}.md glued no values"
-    return values
-
-
-@pytest.fixture(scope="module")
 def img():
     from cnnbook.data import load_mnist
 

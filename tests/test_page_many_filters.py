@@ -12,13 +12,6 @@ IMAGE = np.arange(1, 10, dtype=np.float32).reshape(1, 3, 3, 1)
 KERNEL = np.ones((2, 2, 1, 3), np.float32) * np.array([1, 10, -1], np.float32)
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    values = book.glued(PAGE)
-    assert values, f"book/{PAGE}.md glued no values"
-    return values
-
-
 def test_three_filters_valid(glued):
     import tensorflow as tf
 

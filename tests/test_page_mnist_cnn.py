@@ -19,11 +19,6 @@ EXPECTED_PARAMS = {
 }
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    return book.glued(PAGE)
-
-
 def test_parameter_counts(glued):
     assert EXPECTED_PARAMS == {"params_conv1": 320, "params_conv2": 18_496, "params_dense1": 803_072,
                                "params_dense2": 65_792, "params_logits": 2_570}

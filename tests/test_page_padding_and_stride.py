@@ -11,13 +11,6 @@ pytestmark = pytest.mark.slow
 PAGE = "padding-and-stride"
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    values = book.glued(PAGE)
-    assert values, f"book/{PAGE}.md glued no values"
-    return values
-
-
 def _conv(x, k, stride=1, padding="VALID", dilations=1):
     import tensorflow as tf
 

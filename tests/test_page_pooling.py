@@ -9,13 +9,6 @@ pytestmark = pytest.mark.slow
 PAGE = "pooling"
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    values = book.glued(PAGE)
-    assert values, f"book/{PAGE}.md glued no values"
-    return values
-
-
 def grid(n, h, w, channels=1, batch=1):
     return np.arange(n, dtype=np.float32).reshape(batch, h, w, channels)
 

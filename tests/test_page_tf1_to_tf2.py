@@ -9,13 +9,6 @@ pytestmark = pytest.mark.slow
 PAGE = "tf1-to-tf2"
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    values = book.glued(PAGE)
-    assert values, f"book/{PAGE}.md glued no values"
-    return values
-
-
 def test_tf1_names_are_gone(glued):
     import tensorflow as tf
 

@@ -9,13 +9,6 @@ pytestmark = pytest.mark.slow
 PAGE = "transposed-convolution"
 
 
-@pytest.fixture(scope="module")
-def glued(book):
-    values = book.glued(PAGE)
-    assert values, f"book/{PAGE}.md glued no values"
-    return values
-
-
 def stamp(x, kernel, stride):
     x, kernel = np.asarray(x, float), np.asarray(kernel, float)
     out = np.zeros(((x.shape[0] - 1) * stride + kernel.shape[0], (x.shape[1] - 1) * stride + kernel.shape[1]))
