@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test test-fast setup data lock clean clean-cache
+.PHONY: book test test-fast setup data lock cells clean clean-cache
 
 book: data
 	@$(BIN)/python -m cnnbook.build
@@ -48,6 +48,10 @@ $(NPM_STAMP): package.json package-lock.json
 
 data: setup
 	@$(BIN)/python -m cnnbook.data
+
+# Copy the cells several exercise notebooks share (shared_cells/<grade_id>.py) into solutions/.
+cells: setup
+	$(BIN)/python scripts/sync_cells.py
 
 # Regenerate requirements.lock after editing requirements.in.
 lock:
