@@ -121,12 +121,6 @@ class Plan:
         return cell.get("metadata", {}).get("cnnbook", {}).get("token") == self.token
 
 
-def is_probe_cell(cell, resources) -> bool:
-    """Whether ``cell`` is one of the grader's probe cells of the plan in ``resources``."""
-    plan = (resources or {}).get(PLAN_KEY)
-    return plan is not None and plan.is_probe_cell(cell)
-
-
 def load_checks(name: str):
     """The checks module: an importable name (``cnnbook.grader.checks.ps1_convolution``) or a ``.py`` path."""
     if name.endswith(".py"):
