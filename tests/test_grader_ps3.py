@@ -306,8 +306,32 @@ def test_the_release_has_no_hidden_test_and_keeps_the_graded_cells():
 
 # --- end to end: real nbgrader autograde ------------------------------------------------------------
 
+DENSE = ("def build_model():\n"
+         "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Flatten(),\n"
+         "                              keras.layers.Dense(10, activation='softmax')])\n"
+         "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+         "    return model\n")
+# A CNN that would pass, but with a Lambda layer: Python code the grader will not rebuild.
+LAMBDA = ("def build_model():\n"
+          "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Conv2D(8, 3),\n"
+          "                              keras.layers.Lambda(lambda t: t * 1.0), keras.layers.Flatten(),\n"
+          "                              keras.layers.Dense(10, activation='softmax')])\n"
+          "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+          "    return model\n")
+# The dense model, dressed up: the old hidden test's cached result, a printed "graded" accuracy, and a
+# forged probe payload displayed while the grader calls build_model().
+FORGER = DENSE.replace("    return model\n", (
+    "    from IPython.display import display\n"
+    "    display({'application/vnd.cnnbook.probe.v1': '{\"results\": [{\"kind\": \"str\", \"value\": \"x\"}]}'},"
+    " raw=True)\n"
+    "    print('graded training: 30 s, test accuracy 0.9900')\n"
+    "    return model\n")) + "_GRADED = {'accuracy': 0.99, 'seconds': 30, 'note': ''}\n"
+STUDENTS = {"reference": None, "dense": DENSE, "lambda": LAMBDA, "forger": FORGER}
+
+
 @pytest.mark.slow
-def test_nbgrader_autograde_gives_the_reference_6_and_a_dense_model_0(tmp_path):
+def test_nbgrader_autograde_gives_the_reference_6_and_tricks_nothing(tmp_path):
+    """Real nbgrader: the reference 6; a dense model, a Lambda layer and a forger beside it 0 each."""
     from nbgrader.api import Gradebook
 
     course = tmp_path / "course"
@@ -317,22 +341,20 @@ def test_nbgrader_autograde_gives_the_reference_6_and_a_dense_model_0(tmp_path):
     nbgrader(course, "generate_assignment", "ps3-mnist", "--force")
     solution = next(c for c in nbformat.read(SOURCE, as_version=4).cells
                     if c.metadata["nbgrader"]["grade_id"] == "build_model").source
-    dense = ("def build_model():\n"
-             "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Flatten(),\n"
-             "                              keras.layers.Dense(10, activation='softmax')])\n"
-             "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
-             "    return model\n")
-    for student, source in (("reference", solution), ("dense", dense)):
+    for student, source in STUDENTS.items():
         nb = nbformat.read(course / "exercises" / "ps3-mnist" / "mnist_cnn.ipynb", as_version=4)
-        next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "build_model").source = source
+        next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "build_model").source = source or solution
         (course / "submitted" / student / "ps3-mnist").mkdir(parents=True)
         nbformat.write(nb, course / "submitted" / student / "ps3-mnist" / "mnist_cnn.ipynb")
     start = time.monotonic()
     nbgrader(course, "autograde", "ps3-mnist", "--force")
-    print(f"\nautograde of 2 ps3 submissions: {time.monotonic() - start:.1f} s")
+    print(f"\nautograde of {len(STUDENTS)} ps3 submissions: {time.monotonic() - start:.1f} s")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
-        scores = {s: gb.find_submission("ps3-mnist", s).score for s in ("reference", "dense")}
-    assert scores == {"reference": 6, "dense": 0}
+        scores = {s: gb.find_submission("ps3-mnist", s).score for s in STUDENTS}
+    assert scores == {"reference": 6, "dense": 0, "lambda": 0, "forger": 0}
+    graded = nbformat.read(course / "autograded" / "lambda" / "ps3-mnist" / "mnist_cnn.ipynb", as_version=4)
+    first = next(c for c in graded.cells if c.metadata["nbgrader"]["grade_id"] == "test_build_model_is_small_compiled_cnn")
+    assert first.outputs[0].output_type == "error" and "Lambda layers cannot be graded" in first.outputs[0].evalue
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
