@@ -291,7 +291,11 @@ def test_the_wall_clock_limit_stops_the_child(reference):
     start = time.monotonic()
     run = trainer.train_and_evaluate(reference, limits={"wall_seconds": 3})
     assert time.monotonic() - start < 10
-    assert run["problem"] == "the graded training did not finish within 3 s"
+    # Whether the child was still loading TensorFlow or already training when the clock ran out depends
+    # on the machine; either way the limit is named and no accuracy comes back.
+    stopped = run["problem"] or run["training_problem"]
+    assert stopped == "the graded training did not finish within 3 s", run
+    assert run["accuracy"] is None
 
 
 @pytest.mark.slow
