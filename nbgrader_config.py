@@ -19,10 +19,12 @@ c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
+# PostgreSQL enforces the assignments' foreign key to the course table, which an empty course id breaks.
+c.CourseDirectory.course_id = "cnn-course"
 
 # The gradebook: SQLite in the course folder by default. For a shared server, put any SQLAlchemy URL
-# in the environment, e.g. NBGRADER_DB_URL=postgresql://grader:secret@dbhost/cnn_course
-# (PostgreSQL needs the psycopg2 package in the environment that runs nbgrader).
+# in the environment, e.g. NBGRADER_DB_URL=postgresql://grader:secret@dbhost/cnn_course (works as
+# written: psycopg 3, SQLAlchemy's default PostgreSQL driver, is installed). book/instructors.md has the set-up.
 c.CourseDirectory.db_url = os.environ.get("NBGRADER_DB_URL", f"sqlite:///{ROOT / 'gradebook.db'}")
 
 # `nbgrader generate_assignment <ps> --force` records a new assignment in the gradebook, and

@@ -87,3 +87,26 @@ def glued(book, request) -> dict:
     values = book.glued(page)
     assert values, f"book/{page}.md glued no values"
     return values
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server for the whole session (tests/pg.py), stopped and removed at the end.
+    Fails, not skips, when PostgreSQL is not installed: CI installs it."""
+    from pg import PostgresNotInstalled, PostgresServer
+
+    try:
+        server = PostgresServer()
+    except PostgresNotInstalled as missing:
+        pytest.fail(str(missing), pytrace=False)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """A fresh, empty database for each test (dropped and created again, which is cheap), as the URL
+    postgresql://grader:secret@127.0.0.1:PORT/cnn_course."""
+    return postgres_server.fresh_database()

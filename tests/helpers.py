@@ -231,3 +231,10 @@ def nbformat3(nb: dict) -> dict:
     old.pop("orig_nbformat", None)  # only a downgrade writes these
     old.pop("orig_nbformat_minor", None)
     return old
+
+
+def nbgrader_db(course: Course | Path, db_url: str, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """``nbgrader <args>`` in the course folder with NBGRADER_DB_URL=``db_url``: the gradebook in that database."""
+    root = course.root if isinstance(course, Course) else Path(course)
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env={**_env(), "NBGRADER_DB_URL": db_url},
+                          capture_output=True, text=True, timeout=timeout)
