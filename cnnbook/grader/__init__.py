@@ -56,6 +56,11 @@ def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | No
     c.SandboxedExecute.store_widget_state = False
     # A named pipe or a huge file in place of a notebook: rejected before nbgrader opens it.
     c.Autograde.pre_convert_hook = screen_submission
+    # A release or a grading that fails keeps the previous one; a gradebook URL that does not work
+    # stops the command, in one line, before anything is removed (cnnbook/grader/keepwork.py).
+    from cnnbook.grader.keepwork import KeepWorkExporter
+    c.GenerateAssignment.exporter_class = KeepWorkExporter
+    c.Autograde.exporter_class = KeepWorkExporter
 
     sanitising = list(Autograde.class_traits()["sanitize_preprocessors"].default())
     c.Autograde.sanitize_preprocessors = [RestoreNbgraderMetadata, *sanitising]
