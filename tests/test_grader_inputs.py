@@ -37,6 +37,9 @@ import pytest
 from traitlets.config import Configurable
 
 from cnnbook import grade_batch, sandbox
+from cnnbook.batch import task
+from cnnbook.batch.record import read_scores
+from cnnbook.grader.submission import _read_notebook
 from cnnbook.grader import wire
 from cnnbook.grader.preprocessors.capoutputs import ArrivalCaps, CapOutputs, text_cost
 from cnnbook.grader.preprocessors.sanitisemarkdown import (
@@ -55,7 +58,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MALFORMED = ROOT / "tests" / "files" / "malformed"
 TWO_MB = 2 * 2**20
 CELL_TIMEOUT = 60
-WALL = 300
 SOLUTION = "def double(x):\n    return 2 * np.asarray(x)\n"
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 WORDS = ("<script", "onerror=", "javascript:")  # what no student markup may leave in a page
@@ -169,19 +171,19 @@ def bad_files(tmp_path):
 def test_read_notebook_rejects_each_bad_file_without_opening_it(bad_files):
     for reason, path in bad_files.items():
         start = time.monotonic()
-        nb, problem, _ = grade_batch._read_notebook(path)
+        nb, problem, _ = _read_notebook(path)
         assert nb is None and reason in problem, (reason, problem)
         assert time.monotonic() - start < 5, reason
 
 
 def test_checks_that_hang_or_crash_are_stopped(monkeypatch, tmp_path):
-    monkeypatch.setattr(grade_batch, "prepare", lambda *args: time.sleep(60))
+    monkeypatch.setattr(task, "prepare", lambda *args: time.sleep(60))
     start = time.monotonic()
-    status, notes = grade_batch.prepare_within(1.0, tmp_path, {}, tmp_path)
+    status, notes = task.prepare_within(1.0, tmp_path, {})
     assert status == "timed out" and "took more than 1 s" in notes[0]
     assert time.monotonic() - start < 10
-    monkeypatch.setattr(grade_batch, "prepare", lambda *args: os._exit(3))
-    assert grade_batch.prepare_within(10.0, tmp_path, {}, tmp_path) == (
+    monkeypatch.setattr(task, "prepare", lambda *args: os._exit(3))
+    assert task.prepare_within(10.0, tmp_path, {}) == (
         "unreadable notebook", ["checking the submission crashed (exit code 3)"])
 
 
@@ -381,7 +383,7 @@ CHECKS = [Check("test_double", judge, probe="double")]
 '''
 
 CONFIG = '''
-from cnnbook.grade_batch import screen_submission
+from cnnbook.grader.submission import screen_submission
 from cnnbook.grader import configure
 
 c = get_config()
@@ -487,13 +489,13 @@ def test_batch_rejects_each_malformed_submission_and_grades_the_honest_one(cours
     os.mkfifo(folder(course, "aa-honest") / "pipe")  # beside the notebook: removed, the rest graded
     expected = submit_malformed(course)
     start = time.monotonic()
-    results = grade_batch.grade(course, "tiny", ["aa-honest", *expected], wall_seconds=WALL, echo=lambda s: None)
+    results = grade_batch.grade(course, "tiny", ["aa-honest", *expected], workers=1)
     took = time.monotonic() - start
     report = _report(course)
-    assert [r.student for r in results] == list(report)
+    assert sorted(r["student"] for r in results) == sorted(report)
     honest = report["aa-honest"]
     assert (honest["status"], honest["score"], honest["max_score"]) == ("graded", "2.0", "2.0"), honest
-    assert "'pipe', a named pipe (FIFO), removed" in honest["notes"]
+    assert "'pipe' is a named pipe (FIFO), not a file: left out" in honest["notes"]
     for student, reason in expected.items():
         row = report[student]
         assert row["status"] == "unreadable notebook" and reason in row["notes"], row
@@ -510,7 +512,7 @@ def test_plain_autograde_finishes_and_grades_the_honest_student():
         expected = submit_malformed(root)
         done = nbgrader(root, "autograde", "tiny", timeout=600)
         log = done.stdout + done.stderr
-        scores = {student: grade_batch.read_scores(f"sqlite:///{root / 'gradebook.db'}", "tiny", student)[0]
+        scores = {student: read_scores(f"sqlite:///{root / 'gradebook.db'}", "default_course", "tiny", student)[0]
                   for student in ["aa-honest", *expected]}
         assert scores["aa-honest"] == 2, log[-3000:]
         for student in ("fifo", "device", "socket", "huge", "directory"):
@@ -638,8 +640,8 @@ MARKUP_CELLS = [
 def markup(course):
     submit(course, "markup", answer(course, extra_cells=MARKUP_CELLS))
     submit(course, "plain", answer(course))
-    results = grade_batch.grade(course, "tiny", ["markup", "plain"], wall_seconds=WALL, echo=lambda s: None)
-    assert [r.status for r in results] == ["graded", "graded"], results
+    results = grade_batch.grade(course, "tiny", ["markup", "plain"], workers=1)
+    assert [r["status"] for r in results] == ["graded", "graded"], results
     for student in ("markup", "plain"):
         done = nbgrader(course, "generate_feedback", "tiny", "--student", student, "--force")
         assert done.returncode == 0, done.stderr[-3000:]

@@ -1,0 +1,130 @@
+"""The Dask cluster that grades, and the progress display.
+
+:func:`connect` starts a ``LocalCluster`` (one single-threaded worker process per task slot, on
+127.0.0.1, no dashboard) or connects to an existing scheduler by address or scheduler file; TLS
+comes from Dask's own configuration (``distributed.comm.tls.*``) when the address starts with
+``tls://``. :func:`run_tasks` keeps a bounded number of students in flight, so the client never holds
+a whole class's files at once, and hands each result to a callback as it arrives.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from contextlib import contextmanager
+
+# A task that is running on a worker when the worker dies is rerun on another one; after this many
+# deaths Dask gives up on it (KilledWorker) and the batch goes on. One task per worker thread
+# (saturation 1.0), so a worker's death counts only against the task it was running.
+DASK_CONFIG = {
+    "distributed.scheduler.allowed-failures": 2,
+    "distributed.scheduler.worker-saturation": 1.0,
+    # Grading starts child processes (the sandboxed kernel, the file checks, ps3's training), which a
+    # daemonic worker process may not.
+    "distributed.worker.daemon": False,
+}
+KILLED_STATUS = "kills grading workers"
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    return max(1, _usable_cores())
+
+
+@contextmanager
+def connect(workers: int | None = None, scheduler: str | None = None, scheduler_file: str | None = None):
+    """A Dask client: an existing cluster's (``scheduler`` address or ``scheduler_file``) or a local one."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set(DASK_CONFIG):
+        if scheduler or scheduler_file:
+            with Client(scheduler, scheduler_file=scheduler_file, timeout="30s") as client:
+                yield client
+            return
+        with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
+                          host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+            with Client(cluster) as client:
+                yield client
+
+
+def thread_shares(client) -> dict[str, int]:
+    """{worker host: the cores each task there may use}: the host's cores over its task slots."""
+    cores = client.run(_usable_cores)  # {worker address: cores of its machine}
+    slots, counted = {}, {}
+    for address, worker in client.scheduler_info()["workers"].items():
+        host = worker.get("host") or address.rsplit(":", 1)[0]
+        slots[host] = slots.get(host, 0) + worker.get("nthreads", 1)
+        counted[host] = cores.get(address, 1)
+    return {host: max(1, counted[host] // slots[host]) for host in slots}
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_tasks(client, function, shared, jobs, on_result, on_failure, in_flight: int | None = None) -> None:
+    """Submit ``function(shared, job)`` for each job, at most ``in_flight`` at a time; results go to
+    ``on_result(job, result)``, tasks that failed to ``on_failure(job, status, note)``."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
+    in_flight = in_flight or 2 * slots
+    shared = client.scatter(shared, broadcast=True)
+    jobs = iter(jobs)
+    running, pending = {}, as_completed()
+
+    def submit_next() -> None:
+        for job in jobs:
+            future = client.submit(function, shared, job, pure=False, key=f"grade-{job['student']}-{os.urandom(4).hex()}")
+            running[future] = job
+            pending.add(future)
+            return
+
+    for _ in range(in_flight):
+        submit_next()
+    for future in pending:
+        job = running.pop(future)
+        try:
+            result = future.result()
+        except KilledWorker:
+            on_failure(job, KILLED_STATUS, f"the grading worker died {DASK_CONFIG['distributed.scheduler.allowed-failures'] + 1} "
+                       "times while grading this submission; it was not graded")
+        except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the batch
+            on_failure(job, "error", f"grading failed on the worker: {exc!r}"[:500])
+        else:
+            on_result(job, result)
+        submit_next()
+
+
+class Progress:
+    """A bar with counts and an ETA on a terminal; one plain line per student otherwise."""
+
+    def __init__(self, total: int, label: str):
+        self.total, self.label, self._bar = total, label, None
+        self.live = sys.stdout.isatty()
+
+    def __enter__(self):
+        if self.live:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=self.total)
+        return self
+
+    def line(self, text: str, advance: bool = True) -> None:
+        if self._bar is None:
+            print(text, flush=True)
+            return
+        self._bar.console.print(text, markup=False, highlight=False)
+        if advance:
+            self._bar.advance(self._task)
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
