@@ -54,6 +54,10 @@ SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
                 "/etc/fonts")  # fontconfig, which matplotlib asks for the system fonts
 COURSE_MODULES = ("__init__.py", "data.py")  # of the course package, all a student may import
 MAX_KERNEL_RESTARTS = 3  # per notebook, after a cell hangs or kills its kernel (see SandboxedExecute)
+# Thread limits of numpy's BLAS, OpenMP and TensorFlow, which the grader may set (SandboxedExecute.threads):
+# the launcher passes them on to the kernel.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
+                    "TF_NUM_INTEROP_THREADS")
 
 # Per kernel. Measured in the sandbox on 2 cores: TensorFlow import + MNIST + one epoch of a small
 # Conv2D model peaks at 2.3 GB of address space (VmPeak) and 20 threads; the limits leave a wide margin.
@@ -425,7 +429,7 @@ def _memfd(content: bytes) -> int:
 
 def _kernel_env() -> dict:
     keep = ("LANG", "LC_ALL", "TZ", "NBGRADER_EXECUTION", "TF_CPP_MIN_LOG_LEVEL",
-            "TF_ENABLE_ONEDNN_OPTS", "PYDEVD_DISABLE_FILE_VALIDATION", "CNNBOOK_DATA_DIR")
+            "TF_ENABLE_ONEDNN_OPTS", "PYDEVD_DISABLE_FILE_VALIDATION", "CNNBOOK_DATA_DIR", *THREAD_VARIABLES)
     env = {k: os.environ[k] for k in keep if k in os.environ}
     env.update({
         "PATH": f"{Path(_python()).parent}:/usr/local/bin:/usr/bin:/bin",

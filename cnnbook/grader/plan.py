@@ -7,7 +7,13 @@ An assignment's trusted comparison is a module (see :mod:`cnnbook.grader.checks`
 * ``HIDDEN_PACKAGES``: top-level packages the student's kernel may not import (numpy-only tasks);
 * ``probes(rng)``: the :class:`Probe` list for one submission (random cases drawn from ``rng``);
 * ``CHECKS``: one :class:`Check` per graded cell, whose ``judge`` gets a :class:`Context` and returns
-  a :class:`Verdict`.
+  a :class:`Verdict`;
+
+and may declare its time limits (see :func:`time_budget`): ``CELL_SECONDS``, the most one cell of the
+student's notebook may run (probe cells included); ``NOTEBOOK_SECONDS``, the most the whole notebook may
+take (every cell, probe cells, kernel starts, restarts and replays); ``GRADER_SECONDS``, what its checks
+take in the grader's own process (ps3's training). Without them: the course's ``Execute.timeout`` per
+cell, no limit per notebook, nothing in the grader's process.
 
 The plan lives in nbgrader's ``resources`` (the grader's memory); only the probes' inputs reach the
 kernel, inside probe cells appended to the notebook for the run and removed before it is saved.
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import math
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +32,15 @@ from typing import Callable
 
 import nbformat
 
+from cnnbook import sandbox
 from cnnbook.grader import wire
 
 PLAN_KEY = "cnnbook_plan"
+# SandboxedExecute's own record of why it stopped each probe cell ({probe name: reason}), in fixed words.
+STOPS_KEY = "cnnbook_stops"
+# How SandboxedExecute passes its ``threads`` setting on to the checks that run after it in the same
+# process (ps3's trainer gives its child the same thread limits as the kernel); 0 or unset: no limit.
+ENV_THREADS = "CNNBOOK_GRADER_THREADS"
 
 
 @dataclass
@@ -103,6 +117,16 @@ class Plan:
         return tuple(getattr(self.module, "HIDDEN_PACKAGES", ()))
 
     @property
+    def cell_seconds(self) -> float | None:
+        """The most one cell may run (the module's ``CELL_SECONDS``); None: the course's Execute.timeout."""
+        return _seconds(self.module, "CELL_SECONDS")
+
+    @property
+    def notebook_seconds(self) -> float | None:
+        """The most the whole notebook may take (the module's ``NOTEBOOK_SECONDS``); None: no limit."""
+        return _seconds(self.module, "NOTEBOOK_SECONDS")
+
+    @property
     def checks(self) -> dict[str, Check]:
         return {check.grade_id: check for check in self.module.CHECKS}
 
@@ -130,3 +154,59 @@ def load_checks(name: str):
         spec.loader.exec_module(module)
         return module
     return importlib.import_module(name)
+
+
+def _seconds(module, name: str) -> float | None:
+    """A time limit a checks module declares: a positive number of seconds, or None when it declares none."""
+    value = getattr(module, name, None)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ValueError(f"{getattr(module, '__name__', module)}.{name} = {value!r}: a time limit is a "
+                         "positive number of seconds")
+    return float(value)
+
+
+def time_budget(assignment: str, checks: str | None = None) -> dict[str, float | None]:
+    """The wall-clock limits one student's submission of ``assignment`` is graded under, in seconds.
+
+    ``cell_seconds``: the most one cell of the notebook may run (None: the course's Execute.timeout;
+    when both are set, the smaller applies); ``notebook_seconds``: the most the whole notebook may take,
+    every cell, probe cells, kernel starts, restarts and replays included (None: no limit but the
+    cells' and restarts'); ``grader_seconds``: the most the trusted checks take afterwards in the
+    grader's own process (ps3's training; 0 for the others). A batch runner's limit per student is
+    ``notebook_seconds + grader_seconds`` plus nbgrader's own work (reading, sanitising, saving).
+    ``checks`` names the checks module when the course does not use the default one
+    (``AddProbeCells.checks``).
+    """
+    if checks is None:
+        from cnnbook.grader.preprocessors.addprobecells import DEFAULT_CHECKS
+
+        checks = DEFAULT_CHECKS.get(assignment)
+        if checks is None:
+            raise KeyError(f"no trusted checks for assignment {assignment!r}; known: {sorted(DEFAULT_CHECKS)}")
+    module = load_checks(checks)
+    return {"cell_seconds": _seconds(module, "CELL_SECONDS"),
+            "notebook_seconds": _seconds(module, "NOTEBOOK_SECONDS"),
+            "grader_seconds": _seconds(module, "GRADER_SECONDS") or 0.0}
+
+
+def grader_threads() -> int:
+    """The threads the grader lets students' code use (:data:`ENV_THREADS`); 0: no limit."""
+    text = os.environ.get(ENV_THREADS, "").strip()
+    if not text:
+        return 0
+    if not text.isdigit():
+        raise ValueError(f"{ENV_THREADS}={text!r}: the number of threads is a whole number, 0 for no limit")
+    return int(text)
+
+
+def thread_env(threads: int) -> dict[str, str]:
+    """The environment variables that keep numpy's BLAS, OpenMP and TensorFlow to ``threads`` threads
+    (none for 0, no limit). TensorFlow's inter-op pool, which runs independent operations side by side,
+    gets at most 2: the graph of a small CNN has little to run side by side."""
+    if threads <= 0:
+        return {}
+    env = {name: str(threads) for name in sandbox.THREAD_VARIABLES}
+    env["TF_NUM_INTEROP_THREADS"] = str(min(threads, 2))
+    return env

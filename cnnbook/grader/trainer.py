@@ -43,6 +43,9 @@ DEFAULT_LIMITS = {
     "wall_seconds": 420,
     "cpu_seconds": None,  # None: wall_seconds x the number of cores
     "file_size_mb": 64,
+    # Threads of TensorFlow, OpenMP and BLAS (cnnbook.grader.plan.thread_env); None: the grading process's
+    # setting, SandboxedExecute.threads (cnnbook.grader.plan.grader_threads), the kernel's limit too; 0: no limit.
+    "threads": None,
 }
 
 # Objects Keras's own serialisation writes without a module; none of them runs code.
@@ -201,6 +204,10 @@ def train_and_evaluate(description: str, *, train: bool = True, limits: dict | N
     if result["problem"]:
         return result
     limits = {**DEFAULT_LIMITS, **(limits or {})}
+    if limits["threads"] is None:
+        from cnnbook.grader.plan import grader_threads
+
+        limits["threads"] = grader_threads()
     phases, ended = _run_child({"description": description, "train": train}, limits)
     for phase in phases:
         result.update({k: v for k, v in phase.items() if k in result})
@@ -218,7 +225,7 @@ def _run_child(request: dict, limits: dict) -> tuple[list[dict], str]:
         # that runs threads); its own session lets the wall clock kill it with anything it started.
         proc = subprocess.Popen([sys.executable, "-m", "cnnbook.grader.trainer"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=folder,
-                                env=_child_env(folder), start_new_session=True)
+                                env=_child_env(folder, limits["threads"]), start_new_session=True)
         try:
             out, _ = proc.communicate(json.dumps({**request, "limits": limits}).encode(),
                                       timeout=limits["wall_seconds"])
@@ -252,14 +259,17 @@ def _records(out: bytes) -> list[dict]:
     return records
 
 
-def _child_env(folder: str) -> dict:
-    """The grader's environment minus its secrets, with the project's TensorFlow settings."""
+def _child_env(folder: str, threads: int = 0) -> dict:
+    """The grader's environment minus its secrets, with the project's TensorFlow settings and, unless
+    ``threads`` is 0, the thread limits the student's kernel gets."""
+    from cnnbook.grader.plan import thread_env
+
     keep = ("LANG", "LC_ALL", "TZ", "PATH", "PYTHONPATH", "CNNBOOK_DATA_DIR", "CNNBOOK_MNIST_SOURCE")
     env = {k: os.environ[k] for k in keep if k in os.environ}
     # As the Makefile: quiet logs, and no oneDNN, whose sums in another order would move the last
     # digits of an accuracy right at a threshold depending on how the grader was started.
     env.update(HOME=folder, TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0", PYTHONDONTWRITEBYTECODE="1",
-               MPLBACKEND="Agg")
+               MPLBACKEND="Agg", **thread_env(threads))
     return env
 
 

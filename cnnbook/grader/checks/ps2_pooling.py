@@ -18,6 +18,7 @@ from cnnbook.grader.plan import Call, Check, Probe, Verdict
 NOTEBOOK = "pooling"
 HIDDEN_PACKAGES = ps1_convolution.HIDDEN_PACKAGES  # numpy only, as in ps1
 RANDOM_CASES = 60
+CELL_SECONDS, NOTEBOOK_SECONDS = ps1_convolution.CELL_SECONDS, ps1_convolution.NOTEBOOK_SECONDS  # as ps1
 
 ZERO_MAX = ("SAME max pooling pads with -infinity, so a padded cell never wins; yours padded with 0, "
             "which wins over negative values")

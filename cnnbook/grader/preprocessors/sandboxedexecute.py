@@ -8,6 +8,7 @@ import secrets
 import shutil
 import tempfile
 from pathlib import Path
+from time import monotonic
 
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -16,8 +17,9 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer, List, Unicode
 
 from cnnbook import sandbox
-from cnnbook.grader.plan import PLAN_KEY
+from cnnbook.grader.plan import ENV_THREADS, PLAN_KEY, STOPS_KEY, thread_env
 from cnnbook.grader.preprocessors.capoutputs import ArrivalCaps, CappedKernelClient
+from cnnbook.grader.preprocessors.readproberesults import DETAILS, STOPPED
 
 
 class SandboxedExecute(Execute):
@@ -29,6 +31,13 @@ class SandboxedExecute(Execute):
     ``max_kernel_restarts`` restarts in one notebook, the cells after the next failure are marked as
     not run. Before the first kernel starts, the sandbox is checked: without a usable bubblewrap,
     grading stops with the reason (unless ``require_sandbox`` is off, for trusted submissions only).
+
+    Time: each cell may run the assignment's ``CELL_SECONDS`` (its checks module, see
+    :func:`cnnbook.grader.plan.time_budget`; ``timeout`` when it declares none, or when ``timeout`` is
+    smaller), and the whole notebook its ``NOTEBOOK_SECONDS``, counted from the start of the first kernel:
+    every cell, probe cells, kernel restarts and replays. A cell gets at most the time the notebook has
+    left; once that is used up, the remaining code cells are marked as not run. Why each probe cell was
+    stopped goes to ``resources`` for :class:`ReadProbeResults`, in fixed words.
     """
 
     sandbox_kernel = Unicode(sandbox.KERNEL_NAME, help="Kernel that runs students' code.").tag(config=True)
@@ -42,6 +51,13 @@ class SandboxedExecute(Execute):
                            "assignment (each assignment's checks add their own).").tag(config=True)
     fresh_kernel_tries = Integer(4, help="Tries to start a fresh kernel after a cell hung or killed its "
                                  "kernel, a few seconds apart.").tag(config=True)
+    threads = Integer(0, help="Threads the student's kernel may use in numpy's BLAS, OpenMP and TensorFlow "
+                      "(OMP_NUM_THREADS and the like); 0: no limit. ps3's training in the grader's process gets "
+                      "the same limit.").tag(config=True)
+    # How often nbclient looks at the clock while a replayed cell runs (its default, 5 s, would let a replay
+    # overrun the notebook's time by as much).
+    shell_timeout_interval = Integer(1, help="Seconds between checks of a replayed cell's time limit.").tag(
+        config=True)
     # After a hung cell's kernel is replaced, its output stream never ends: do not fail the notebook.
     raise_on_iopub_timeout = Bool(False, help="Fail the notebook when output stops arriving.").tag(
         config=True)
@@ -68,6 +84,9 @@ class SandboxedExecute(Execute):
     async def async_start_new_kernel(self, **kwargs):
         env = dict(kwargs.pop("env", None) or os.environ)
         env[sandbox.ENV_HIDDEN_PACKAGES] = ",".join(self._hidden)
+        for name in sandbox.THREAD_VARIABLES:  # the grader's own settings are not the kernel's
+            env.pop(name, None)
+        env.update(thread_env(self.threads))
         return await super().async_start_new_kernel(env=env, **kwargs)
 
     # nbconvert's preprocess starts the kernel through the synchronous wrapper, which nbclient binds
@@ -90,14 +109,63 @@ class SandboxedExecute(Execute):
         cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue,
                                          traceback=[f"{ename}: {evalue}"]))
 
+    def _time_left(self) -> float | None:
+        return None if self._deadline is None else self._deadline - monotonic()
+
+    def _time_is_up(self) -> bool:
+        left = self._time_left()
+        return left is not None and left <= 0
+
+    def _no_time_left(self) -> str:
+        return f"the notebook used all of the {self._notebook_seconds:g} s the grader allows"
+
+    def _get_timeout(self, cell):
+        """nbclient's limit for the cell (or message) it waits for: the cell limit, or the time the notebook
+        has left when that is less. Also what the cell's error will say if it times out."""
+        limit, left = self._cell_seconds, self._time_left()
+        self._cut = left is not None and (limit is None or left < limit)
+        if self._cut:
+            self._timeout_words = f"this cell was stopped: {self._no_time_left()}"
+            return max(left, 0.1)  # 0 would mean no limit at all
+        self._timeout_words = f"this cell ran longer than {limit:g} s and was stopped" if limit else ""
+        return limit
+
     async def _async_handle_timeout(self, timeout, cell=None):
         # An interrupt may be ignored (signal.SIG_IGN) and the kernel stays busy: stop here.
-        raise CellTimeoutError(f"this cell ran longer than {timeout} s and was stopped")
+        raise CellTimeoutError(self._timeout_words)
+
+    def _stop_for_time(self, index) -> None:
+        """Mark the code cells from ``index`` on as not run: the notebook's time is used up."""
+        self._stopped, self._stopped_for_time = self._no_time_left(), True
+        self.log.error("%s: the code cells from cell %s on are marked as not run", self._stopped.capitalize(), index)
+
+    def _record(self, cell, ename, evalue) -> None:
+        """The error in the cell and, for a probe cell, the reason its probe has no result, in fixed words."""
+        self._error(cell, ename, evalue)
+        if self._plan is None or not self._plan.is_probe_cell(cell):
+            return
+        if ename == "CellTimeoutError" and self._cut:
+            detail = f": {self._no_time_left()}"
+        elif ename == "CellTimeoutError":
+            detail = f" of {self._cell_seconds:g} s per cell (an endless loop?)"
+        elif ename == "NotRun" and self._stopped_for_time:
+            detail = f": {self._no_time_left()}"
+        else:
+            detail = DETAILS.get(ename, "")
+        self._stops[cell.metadata["cnnbook"]["probe"]] = STOPPED[ename] + detail
 
     def preprocess_cell(self, cell, resources, index):
+        if not self._stopped and cell.cell_type == "code" and self._time_is_up():
+            self._stop_for_time(index)
         if self._stopped:
             if cell.cell_type == "code":
-                self._error(cell, "NotRun", f"not run: {self._stopped}")
+                self._record(cell, "NotRun", f"not run: {self._stopped}")
+            return cell, resources
+        if self._failed_cells and self._visible_test(cell):
+            # The points come from the probe cells at the end; a visible test that calls the function
+            # that just hung would hang too, and cost the time the probes of the other functions need.
+            self._error(cell, "Skipped", "not run: an earlier cell hung or killed the kernel, so the grader "
+                        "skips the visible tests after it; its own checks of every function still ran")
             return cell, resources
         try:
             return super().preprocess_cell(cell, resources, index)
@@ -112,8 +180,8 @@ class SandboxedExecute(Execute):
                 name, why = "DeadKernelError", ("the kernel died while running this cell (memory or CPU "
                                                 "limit, os._exit, or a crash)")
             else:
-                name, why = "CellTimeoutError", f"this cell ran longer than {self.timeout} s and was stopped"
-            self._error(cell, name, why)
+                name, why = "CellTimeoutError", self._timeout_words
+            self._record(cell, name, why)
             self._failed_cells.add(index)
             self._replace_kernel(index, why)
             return cell, resources
@@ -124,6 +192,8 @@ class SandboxedExecute(Execute):
             run_sync(self.km.shutdown_kernel)(now=True)
         except Exception as err:  # noqa: BLE001 - the kernel may be gone already
             self.log.warning("Could not shut the kernel down: %s", err)
+        if self._time_is_up():
+            return self._stop_for_time(failed_index + 1)
         if self._restarts >= self.max_kernel_restarts:
             self.log.error("Cell %s: %s; %s kernel restarts used already, so the cells after it are "
                            "marked as not run", failed_index, why, self._restarts)
@@ -136,6 +206,8 @@ class SandboxedExecute(Execute):
         replay_failure = run_sync(self._async_fresh_kernel)(failed_index)
         if replay_failure is not None:
             index, exc = replay_failure
+            if self._time_is_up():
+                return self._stop_for_time(failed_index + 1)
             self.log.error("Cell %s failed again when re-run in a fresh kernel (%s); the cells after "
                            "cell %s are marked as not run", index, exc, failed_index)
             self._stopped = (f"cell {failed_index} failed ({why}), and cell {index} hung or killed the "
@@ -144,7 +216,13 @@ class SandboxedExecute(Execute):
 
     def _replayed(self, index, cell) -> bool:
         return (cell.cell_type == "code" and bool(cell.source.strip()) and index not in self._failed_cells
-                and not (self._plan is not None and self._plan.is_probe_cell(cell)))
+                and not (self._plan is not None and self._plan.is_probe_cell(cell)) and not self._visible_test(cell))
+
+    def _visible_test(self, cell) -> bool:
+        """A graded test cell of the notebook (not a probe cell): it decides nothing, the probes do."""
+        meta = cell.metadata.get("nbgrader", {}) if cell.cell_type == "code" else {}
+        return (self._plan is not None and not self._plan.is_probe_cell(cell) and bool(meta.get("grade"))
+                and not meta.get("solution"))
 
     async def _async_start_fresh_kernel(self):
         """Start a new kernel; None, or the exception of the last of a few tries.
@@ -154,6 +232,8 @@ class SandboxedExecute(Execute):
         """
         error = None
         for attempt in range(self.fresh_kernel_tries):
+            if attempt and self._time_is_up():
+                break
             try:
                 await self._async_cleanup_kernel()
                 self.km = self.create_kernel_manager()
@@ -170,7 +250,8 @@ class SandboxedExecute(Execute):
         """Start a new kernel and re-run the code cells before ``failed_index`` that did not fail.
 
         Their outputs are not recorded: the cells keep those of their graded run. Returns None, or
-        (index, exception) of a cell that hung or killed the kernel when re-run.
+        (index, exception) of a cell that hung or killed the kernel when re-run (exception None: the
+        notebook's time ran out first).
         """
         started = await self._async_start_fresh_kernel()
         if started is not None:
@@ -178,6 +259,8 @@ class SandboxedExecute(Execute):
         for index, cell in enumerate(self.nb.cells[:failed_index]):
             if not self._replayed(index, cell):
                 continue
+            if self._time_is_up():
+                return index, None
             msg_id = await ensure_async(self.kc.execute(cell.source, stop_on_error=False))
             try:
                 await self.async_wait_for_reply(msg_id, cell)
@@ -185,9 +268,22 @@ class SandboxedExecute(Execute):
                 return index, exc
         return None
 
+    def _limits(self, plan) -> None:
+        """This notebook's limits: per cell (the smaller of ``timeout`` and the plan's), and its deadline."""
+        limits = [self.timeout if self.timeout and self.timeout > 0 else None, plan and plan.cell_seconds]
+        self._cell_seconds = min((limit for limit in limits if limit), default=None)
+        self._notebook_seconds = plan.notebook_seconds if plan else None
+        self._deadline = None if self._notebook_seconds is None else monotonic() + self._notebook_seconds
+        self._stopped_for_time, self._cut, self._timeout_words = False, False, ""
+
     def preprocess(self, nb, resources=None, km=None):
+        resources = {} if resources is None else resources
         self._stopped, self._restarts, self._failed_cells, self._socket_dirs = None, 0, set(), []
-        self._plan = plan = (resources or {}).get(PLAN_KEY)
+        self._plan = plan = resources.get(PLAN_KEY)
+        resources[STOPS_KEY] = self._stops = {}
+        self._limits(plan)
+        # For the checks that run after this in the grader's process (ps3's trainer, see plan.grader_threads).
+        os.environ[ENV_THREADS] = str(self.threads)
         self._hidden = sorted({*self.hidden_packages, *(plan.hidden_packages if plan else ())})
         self._kernel = self._kernel_name()
         try:
