@@ -149,7 +149,7 @@ def per_submission(parent: Path, ps: str, students: int, sandbox: bool) -> dict:
             "mean_seconds": round(statistics.mean(times), 2), "scores": got}
 
 
-def batch(parent: Path, students: int, hostile: list[str], wall: float) -> dict:
+def batch(parent: Path, students: int, hostile: list[str], workers: int) -> dict:
     ps = "ps1-convolution"
     course = make_course(parent, "batch")
     nbgrader(course, "generate_assignment", ps, "--force")
@@ -163,17 +163,80 @@ def batch(parent: Path, students: int, hostile: list[str], wall: float) -> dict:
         src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
         cell["source"] = HOSTILE[name] + src
         submit(course, ps, name, nb)
-    seconds, done = run(course, str(BIN / "python"), "-m", "cnnbook.grade_batch", ps,
-                        "--wall-seconds", str(wall), timeout=wall * students + 600)
+    seconds, done = run(course, str(BIN / "python"), "-m", "cnnbook.grade_batch", ps, "--workers", str(workers),
+                        timeout=600 * students)
     report = course / "grade_batch" / ps / "report.csv"
     if not report.is_file():
         raise SystemExit(f"error: grade_batch wrote no report:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     rows = list(csv.DictReader(report.open()))
     print(done.stdout, end="", flush=True)
-    return {"assignment": ps, "students": students, "hostile": hostile, "wall_seconds": wall,
+    return {"assignment": ps, "students": students, "hostile": hostile, "workers": workers,
             "total_seconds": round(seconds, 1), "exit_code": done.returncode,
             "status_counts": dict(collections.Counter(r["status"] for r in rows)),
             "rows": [{k: r[k] for k in ("student", "status", "score", "max_score", "seconds")} for r in rows]}
+
+
+def parallel(parent: Path, students: int) -> dict:
+    """The same ``students`` reference submissions of ps1 graded three ways in one course: plain
+    ``nbgrader autograde`` (every student in one process), then ``grade_batch --force`` with 1 and
+    with 2 workers."""
+    ps = "ps1-convolution"
+    course = make_course(parent, "parallel")
+    nbgrader(course, "generate_assignment", ps, "--force")
+    good = reference_submission(course, ps)
+    for i in range(students):
+        submit(course, ps, f"student{i + 1:03d}", good)
+    times = {"plain": nbgrader(course, "autograde", ps, "--force")}
+    print(f"  plain nbgrader autograde: {times['plain']:.1f} s", flush=True)
+    for workers in (1, 2):
+        seconds, done = run(course, str(BIN / "python"), "-m", "cnnbook.grade_batch", ps, "--force",
+                            "--workers", str(workers), timeout=600 * students)
+        if done.returncode != 0:
+            raise SystemExit(f"error: grade_batch --workers {workers} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        rows = list(csv.DictReader((course / "grade_batch" / ps / "report.csv").open()))
+        times[f"workers_{workers}"] = seconds
+        times[f"task_seconds_{workers}"] = statistics.mean(float(r["seconds"]) for r in rows)
+        print(f"  grade_batch --workers {workers}: {seconds:.1f} s (mean task {times[f'task_seconds_{workers}']:.2f} s)",
+              flush=True)
+    got = scores(course, ps)
+    return {"students": students, **{k: round(v, 2) for k, v in times.items()},
+            "speedup": round(times["workers_1"] / times["workers_2"], 2),
+            "vs_plain": round(times["plain"] / times["workers_2"], 2),
+            "scores": sorted({f"{a:g}/{b:g}" for a, b in got.values()})}
+
+
+def scheduler_overhead(tasks: int = 500) -> dict:
+    """Seconds per task that Dask itself costs: no-op tasks on a 2-worker LocalCluster as grade_batch
+    starts it (one thread per worker), submitted and gathered one by one."""
+    from cnnbook.batch.cluster import connect
+
+    with connect(2) as client:
+        client.submit(int, 0).result()
+        start = time.perf_counter()
+        for i in range(tasks):
+            client.submit(int, i, pure=False).result()
+        sequential = (time.perf_counter() - start) / tasks
+        start = time.perf_counter()
+        client.gather(client.map(int, range(tasks), pure=False))
+        batched = (time.perf_counter() - start) / tasks
+    return {"tasks": tasks, "round_trip_ms": round(sequential * 1000, 2), "throughput_ms": round(batched * 1000, 3)}
+
+
+PROJECTED_CORES = (8, 32, 128)
+PROJECTED_STUDENTS = (300, 1000)
+
+
+def projection(per_submission: dict[str, float], fixed_seconds: float) -> list[dict]:
+    """Hours to grade a class: ``fixed_seconds`` (template, cluster start) + students x the measured
+    seconds per submission on one core / cores. A projection from single-machine measurements, not a
+    measurement: it assumes tasks scale linearly, as they did from 1 to 2 workers here."""
+    rows = []
+    for ps, seconds in per_submission.items():
+        for students in PROJECTED_STUDENTS:
+            rows.append({"assignment": ps, "students": students, "seconds_each": seconds,
+                         **{f"cores_{c}": round((fixed_seconds + students * seconds / c) / 3600, 2)
+                            for c in PROJECTED_CORES}})
+    return rows
 
 
 def write_results(result: dict) -> None:
@@ -210,7 +273,7 @@ def write_results(result: dict) -> None:
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(b["status_counts"].items()))
     lines += [
         "",
-        f"## Batch: `python -m cnnbook.grade_batch ps1-convolution --wall-seconds {b['wall_seconds']:g}`",
+        f"## Batch with hostile students: `python -m cnnbook.grade_batch ps1-convolution --workers {b['workers']}`",
         "",
         "| students | hostile | total s | s per student | statuses |",
         "|---|---|---|---|---|",
@@ -222,14 +285,50 @@ def write_results(result: dict) -> None:
             for r in b["rows"] if r["student"] in b["hostile"]) + ".",
         "",
     ]
+    lines += parallel_lines(result)
     OUT_MD.write_text("\n".join(lines))
+
+
+def parallel_lines(result: dict) -> list[str]:
+    p, o = result["parallel"], result["scheduler_overhead"]
+    n = p["students"]
+    lines = [
+        f"## Parallel: {n} ps1-convolution submissions (the reference solution), one course",
+        "",
+        "| how | total s | students per minute |",
+        "|---|---|---|",
+        f"| plain `nbgrader autograde ps1-convolution --force` (one process) | {p['plain']:.1f} | {60 * n / p['plain']:.1f} |",
+        f"| `grade_batch --force --workers 1` | {p['workers_1']:.1f} | {60 * n / p['workers_1']:.1f} |",
+        f"| `grade_batch --force --workers 2` | {p['workers_2']:.1f} | {60 * n / p['workers_2']:.1f} |",
+        "",
+        f"Speedup from 1 to 2 workers: **{p['speedup']:.2f}x** (goal: at least 1.6x on 2 cores). "
+        f"`--workers 2` against plain autograde: **{p['vs_plain']:.2f}x** its throughput (goal: at least 1.5x). "
+        f"Mean seconds per task on a worker: {p['task_seconds_1']:.2f} (1 worker), {p['task_seconds_2']:.2f} "
+        f"(2 workers). Scores: {', '.join(p['scores'])}.",
+        "",
+        f"Dask's own cost per task ({o['tasks']} no-op tasks, 2-worker LocalCluster): {o['round_trip_ms']:.2f} ms "
+        f"for one submitted and awaited at a time, {o['throughput_ms']:.3f} ms each when submitted together.",
+        "",
+        "## Projected time for a class (hours; a projection, not a measurement)",
+        "",
+        f"From the seconds per submission measured above on one worker, plus {result['fixed_seconds']:.0f} s "
+        "fixed per batch (template and cluster start), assuming linear scaling across worker cores:",
+        "",
+        "| assignment | students | s per submission | " + " | ".join(f"{c} cores" for c in PROJECTED_CORES) + " |",
+        "|---|---|---|" + "---|" * len(PROJECTED_CORES),
+    ]
+    for r in result["projection"]:
+        lines.append(f"| {r['assignment']} | {r['students']} | {r['seconds_each']:.1f} | "
+                     + " | ".join(f"{r[f'cores_{c}']:.2f}" for c in PROJECTED_CORES) + " |")
+    return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 student per assignment, a batch of 6 with 1 hostile")
-    parser.add_argument("--wall-seconds", type=float, default=None,
-                        help="grade_batch's wall limit per student (default 120, --quick 60)")
+    parser.add_argument("--quick", action="store_true", help="1 student per assignment, a batch of 6 with 1 hostile, "
+                        "8 in the parallel comparison")
+    parser.add_argument("--students", type=int, default=40, help="submissions in the parallel comparison "
+                        "(default: %(default)s)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary course folders (path printed)")
     args = parser.parse_args(argv)
     if not (BIN / "nbgrader").is_file():
@@ -237,15 +336,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.quick:
         counts = {"ps1-convolution": 1, "ps2-pooling": 1, "ps3-mnist": 1}
-        batch_students, hostile, wall = 6, ["hostile-membomb"], args.wall_seconds or 60
+        batch_students, hostile, parallel_students = 6, ["hostile-membomb"], 8
     else:
         counts = {"ps1-convolution": 3, "ps2-pooling": 3, "ps3-mnist": 1}
-        batch_students, hostile, wall = 30, list(HOSTILE), args.wall_seconds or 120
+        batch_students, hostile, parallel_students = 30, list(HOSTILE), args.students
     result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
               "machine": machine()}
     print(f"machine: {result['machine']}", flush=True)
     parent = Path(tempfile.mkdtemp(prefix="cnnbook-grading-bench-", dir="/var/tmp"))
     try:
+        print(f"parallel: {parallel_students} ps1-convolution submissions", flush=True)
+        result["parallel"] = p = parallel(parent, parallel_students)
+        result["scheduler_overhead"] = scheduler_overhead()
         runs = []
         for ps, n in counts.items():
             runs.append(per_submission(parent, ps, n, sandbox=True))
@@ -255,9 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         with_sb = next(r for r in runs if r["assignment"] == "ps1-convolution" and r["sandbox"])
         without = next(r for r in runs if r["assignment"] == "ps1-convolution" and not r["sandbox"])
         result["sandbox_overhead_percent"] = round(100 * (with_sb["mean_seconds"] / without["mean_seconds"] - 1), 1)
-        print(f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), "
-              f"wall limit {wall:g} s:", flush=True)
-        result["batch"] = batch(parent, batch_students, hostile, wall)
+        # ps1 from the batch on one worker; ps2 and ps3 from one `nbgrader autograde` process per student
+        # (nbgrader's start-up included, so an upper bound).
+        each = {"ps1-convolution": p["task_seconds_1"],
+                **{r["assignment"]: r["mean_seconds"] for r in runs if r["sandbox"] and r["assignment"] != "ps1-convolution"}}
+        result["fixed_seconds"] = round(max(0.0, p["workers_1"] - p["students"] * p["task_seconds_1"]), 1)
+        result["projection"] = projection(each, result["fixed_seconds"])
+        print(f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), 2 workers:", flush=True)
+        result["batch"] = batch(parent, batch_students, hostile, workers=2)
     finally:
         if args.keep:
             print(f"kept: {parent}")

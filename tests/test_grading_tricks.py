@@ -1253,7 +1253,7 @@ def test_secrets_network_writes_and_daemons_are_out_of_reach(batch):
     path = batch["course"].autograded_dir / "snoop" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
     assert not path.is_symlink() and not (batch["outside"] / "planted").exists()
     assert not (path.parent / "scratch.txt").exists()
-    assert "symbolic link 'data.txt'" in batch["report"]["snoop"]["notes"]
+    assert "'data.txt' is a symbolic link, not a file: left out" in batch["report"]["snoop"]["notes"]
     assert not (path.parent / "data.txt").exists()
     assert not batch["daemon"], f"the snoop's daemon outlived its kernel:\n{batch['daemon']}"
     assert path.stat().st_size < 400_000 and "output truncated by the grader" in path.read_text()
@@ -1282,14 +1282,13 @@ def test_rejected_and_renamed_notebooks(batch):
     assert graded_nb(batch, "renamed-nbformat3")["nbformat"] == 4
 
 
-def test_originals_are_kept(batch):
-    root = batch["course"].root
-    kept = root / "grade_batch" / ASSIGNMENT / "originals"
+def test_submitted_files_are_never_changed(batch):
+    # The batch grades a copy on a worker: sanitised, renamed or rejected, what the student handed in
+    # stays as it was (and the snoop's link to the gradebook stays a link, never followed).
     for path, data in batch["originals"].items():
-        if path.exists() and path.read_bytes() == data:
-            continue
-        student = path.relative_to(root / "submitted").parts[0]
-        assert (kept / student / path.name).read_bytes() == data, f"original of {student} lost"
+        assert path.read_bytes() == data, f"{path} changed"
+    link = batch["course"].submitted / "snoop" / ASSIGNMENT / "data.txt"
+    assert link.is_symlink()
 
 
 # --------------------------------------------------------------------------- plain nbgrader, and feedback

@@ -7,6 +7,8 @@ instructor set earlier is kept, and the cell is marked for review, as nbgrader's
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +29,7 @@ def save_grades(db_url: str, course_id: str, assignment: str, student: str, grad
     """Each cell's automatic score and comment into the gradebook (one commit at the end)."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(db_url, course_id) as gb:
+    with Gradebook(db_url, course_id) as gb, quiet_autoflush():
         gb.update_or_create_student(student)
         when = {"timestamp": datetime.fromisoformat(timestamp)} if timestamp else {}
         submission = gb.update_or_create_submission(assignment, student, **when)
@@ -41,6 +43,16 @@ def save_grades(db_url: str, course_id: str, assignment: str, student: str, grad
                 comment.auto_comment = comments.get(comment.name)
             notebook.late_submission_penalty = graded.get("late_submission_penalty")
         gb.db.commit()
+
+
+@contextmanager
+def quiet_autoflush():
+    """Without SQLAlchemy's "Object of type <SubmittedAssignment> not in session" warnings: nbgrader's
+    gradebook reads a new submission's notebooks before adding it (autoflush), which is harmless and
+    which no instructor can act on."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session")
+        yield
 
 
 def read_scores(db_url: str, course_id: str, assignment: str, student: str) -> tuple[float | None, float | None]:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from cnnbook.batch.files import read_tree, write_tree
+from cnnbook.batch.record import quiet_autoflush
 from cnnbook.batch.template import GRADEBOOK
 from cnnbook.grader.preprocessors.readproberesults import STOPPED
 from cnnbook.grader.sanitise import Reference, sanitise
@@ -32,7 +33,7 @@ def grade_student(template, job: dict) -> dict:
     """Grade ``job["student"]``'s ``job["files"]`` for ``job["assignment"]``: a dict of plain data."""
     start = time.monotonic()
     result = {"student": job["student"], "status": "graded", "notes": [], "log": "", "autograded": None,
-              "grades": None, "timestamp": None}
+              "grades": None, "timestamp": None, "worker": worker_address()}
     with tempfile.TemporaryDirectory(prefix="cnnbook-grade-") as tmp:
         root = Path(tmp)
         write_tree(root, template.files)
@@ -56,7 +57,8 @@ def _autograde(root: Path, folders: dict, job: dict, result: dict) -> None:
 
     threads = task_threads(job.get("thread_shares", {}))
     app = autograde_app(root, job["assignment"], job["student"], {"SandboxedExecute": {"threads": threads}})
-    outcome = capture_log(app)
+    with quiet_autoflush():
+        outcome = capture_log(app)
     result["log"] = outcome.get("log", "") + outcome.get("error", "")
     graded = root / folders["autograded_directory"] / job["student"] / job["assignment"]
     if not outcome["success"] or not graded.is_dir():
@@ -72,13 +74,20 @@ def _autograde(root: Path, folders: dict, job: dict, result: dict) -> None:
 
 def task_threads(shares: dict[str, int]) -> int:
     """This task's share of its machine's cores (0, no limit, outside a Dask worker)."""
+    address = worker_address()
+    if address is None:
+        return 0
+    return shares.get(address.split("://")[-1].rsplit(":", 1)[0], 1)
+
+
+def worker_address() -> str | None:
+    """The address of the Dask worker running this task (None outside one), for the log."""
     try:
         from distributed import get_worker
 
-        address = get_worker().address
+        return get_worker().address
     except (ImportError, ValueError):
-        return 0
-    return shares.get(address.split("://")[-1].rsplit(":", 1)[0], 1)
+        return None
 
 
 def autograde_app(root: Path, assignment: str, student: str, overrides: dict):
