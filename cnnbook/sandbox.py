@@ -5,7 +5,7 @@ notebook can read ``gradebook.db`` and ``solutions/``, reach the network, or lea
 behind that edits grades later. This module provides
 
 * the ``cnnbook-sandbox`` Jupyter kernel (``python -m cnnbook.sandbox install``): its launcher
-  drops to the unprivileged user ``nobody`` when started as root, sets resource limits
+  drops to an unprivileged uid of its own (no account of the host's) when started as root, sets resource limits
   (address space, CPU seconds, processes/threads, file size, open files) and starts ipykernel
   inside bubblewrap, with no network, in a new pid namespace that dies with its parent, on a root
   file system built only from what the kernel needs, read-only: the system's programs and libraries
@@ -39,6 +39,10 @@ from pathlib import Path
 
 KERNEL_NAME = "cnnbook-sandbox"
 NOBODY = 65534
+# As root, each kernel runs as a uid of its own, no account of the host's, from this range: RLIMIT_NPROC
+# counts every process of a uid, so with one shared user a fork bomb in one submission (or its processes
+# still dying) would stop the kernels of the submissions graded beside it from starting.
+KERNEL_UID_BASE, KERNEL_UID_SPAN = 2_000_000_000, 4_000_000
 ENV_COURSE = "CNNBOOK_SANDBOX_COURSE_ROOT"
 ENV_LIMITS = "CNNBOOK_SANDBOX_LIMITS"
 # Top-level packages the kernel may not import (comma-separated), set by the grader per assignment.
@@ -137,10 +141,18 @@ def _unshare() -> list[str]:
     return ["--unshare-all"]
 
 
+def kernel_uid() -> int:
+    """The uid the kernel runs as: as root, one from :data:`KERNEL_UID_BASE` no live launcher shares (the
+    launcher's pid picks it; pids are unique among live processes); otherwise the grader's own."""
+    if os.geteuid() != 0:
+        return os.getuid()
+    return KERNEL_UID_BASE + os.getpid() % KERNEL_UID_SPAN
+
+
 def _drop_privileges() -> list[str]:
     if os.geteuid() != 0:
         return []
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+    return ["setpriv", f"--reuid={kernel_uid()}", f"--regid={NOBODY}", "--clear-groups",
             "--inh-caps=-all", "--bounding-set=-all", "--"]
 
 
@@ -223,7 +235,9 @@ def _etc_files() -> dict[str, bytes]:
     about (the host's accounts stay unknown), and ``localhost``."""
     users = f"root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:{NOBODY}:{NOBODY}:nobody:/tmp:/usr/sbin/nologin\n"
     groups = f"root:x:0:\nnogroup:x:{NOBODY}:\n"
-    if os.geteuid() not in (0, NOBODY):  # without root, the kernel keeps the grader's uid
+    if os.geteuid() == 0:
+        users += f"student:x:{kernel_uid()}:{NOBODY}:student:/tmp:/usr/sbin/nologin\n"
+    elif os.geteuid() != NOBODY:  # without root, the kernel keeps the grader's uid
         users += f"student:x:{os.getuid()}:{os.getgid()}:student:/tmp:/usr/sbin/nologin\n"
         groups += f"student:x:{os.getgid()}:\n"
     return {"/etc/passwd": users.encode(), "/etc/group": groups.encode(),
@@ -449,7 +463,7 @@ def _kernel_env() -> dict:
 def _socket_folder(folder: Path):
     """The kernel's socket folder, the one host folder it may write to: private, with a quota as root.
 
-    As root, a tmpfs of :data:`SOCKET_QUOTA_KB` (and :data:`SOCKET_INODES` files) owned by `nobody`,
+    As root, a tmpfs of :data:`SOCKET_QUOTA_KB` (and :data:`SOCKET_INODES` files) owned by the kernel's uid,
     mode 0700, is mounted on the folder, on the host, where the grader connects to the sockets; it is
     unmounted afterwards, or, when this process is killed (jupyter_client kills the launcher's process
     group with SIGKILL after a hung cell), by a detached ``umount`` that waits for this process to end.
@@ -465,7 +479,7 @@ def _socket_folder(folder: Path):
         yield folder
         return
     name = f"cnnbook-kernel-{secrets.token_hex(8)}"
-    options = f"size={SOCKET_QUOTA_KB}k,nr_inodes={SOCKET_INODES},mode=0700,uid={NOBODY},gid={NOBODY}"
+    options = f"size={SOCKET_QUOTA_KB}k,nr_inodes={SOCKET_INODES},mode=0700,uid={kernel_uid()},gid={NOBODY}"
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"{options},nosuid,nodev,noexec", name, str(folder)],
                           capture_output=True, text=True)
     if done.returncode != 0:

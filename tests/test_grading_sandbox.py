@@ -69,7 +69,8 @@ def test_command_builds_the_root_from_the_needed_pieces_and_drops_privileges(tmp
     assert cmd.index("--remount-ro", cmd.index(sandbox.CONNECTION_FILE)) == cmd.index("--chdir") - 2
     assert cmd[-4:] == ["ipykernel_launcher", "-f", sandbox.CONNECTION_FILE, "--x"]
     if os.geteuid() == 0:
-        assert "--reuid=65534" in cmd and cmd.index("--reuid=65534") > cmd.index("--chdir")
+        uid = f"--reuid={sandbox.kernel_uid()}"
+        assert uid in cmd and cmd.index(uid) > cmd.index("--chdir") and sandbox.kernel_uid() >= sandbox.KERNEL_UID_BASE
 
 
 def test_working_folder_starts_empty(tmp_path):
@@ -306,7 +307,10 @@ def test_kernel_runs_as_nobody_without_network(hostile):
         "except OSError:\n"
         "    reached = False\n"
         "result = [os.getuid(), os.getgid(), names, reached]")
-    assert result[:2] == ([65534, 65534] if os.geteuid() == 0 else [os.getuid(), os.getgid()])
+    if os.geteuid() == 0:  # a uid of its own, no account of the host's (see sandbox.kernel_uid)
+        assert result[0] >= sandbox.KERNEL_UID_BASE and result[1] == sandbox.NOBODY, result
+    else:
+        assert result[:2] == [os.getuid(), os.getgid()]
     assert result[2:] == [["lo"], False]  # a network namespace of its own: only a loopback device
 
 
@@ -486,7 +490,7 @@ def test_socket_folder_is_the_only_writable_host_folder_and_has_a_quota(hostile)
     assert error == 28 and made < sandbox.SOCKET_INODES
     assert os.path.ismount(hostile.socket_dir)
     stat = hostile.socket_dir.stat()
-    assert (stat.st_uid, stat.st_mode & 0o777) == (sandbox.NOBODY, 0o700)  # private to this kernel
+    assert stat.st_uid >= sandbox.KERNEL_UID_BASE and stat.st_mode & 0o777 == 0o700  # private to this kernel
 
 
 @pytest.mark.slow
@@ -528,3 +532,35 @@ def test_tensorflow_works_when_not_hidden(tmp_path):
         assert result == [[1, 3, 3, 1], 10.0]
     finally:
         kernel.close()
+
+
+@pytest.mark.slow
+def test_a_kernel_that_uses_up_its_process_limit_does_not_stop_the_kernel_beside_it(tmp_path):
+    """Parallel grading: a fork bomb holds every process its limit allows; a kernel started beside it (as
+    grade_batch's other worker does) still starts and runs, since each kernel has a uid of its own."""
+    _needs_bwrap()
+    if os.geteuid() != 0:
+        pytest.skip("without root every kernel keeps the grader's uid (see sandbox.kernel_uid)")
+    bomb = Kernel(_kernel_folder(tmp_path, "bomb"), tmp_path / "course-bomb")
+    try:
+        held = bomb.run(  # children that sleep, as many as RLIMIT_NPROC lets this uid have
+            "import os, time\nborn = 0\n"
+            "while True:\n"
+            "    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
+            "    if pid == 0:\n        time.sleep(600)\n        os._exit(0)\n"
+            "    born += 1\n"
+            "result = born", timeout=120)
+        assert held > 100, held
+        beside = Kernel(_kernel_folder(tmp_path, "beside"), tmp_path / "course-beside")
+        try:
+            assert beside.run("result = sum(range(10))") == 45
+        finally:
+            beside.close()
+    finally:
+        bomb.close()
+
+
+def _kernel_folder(tmp_path: Path, name: str) -> Path:
+    cwd = tmp_path / f"course-{name}" / "autograded" / "s1" / "ps1"
+    cwd.mkdir(parents=True)
+    return cwd
