@@ -14,7 +14,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: book test test-fast setup data lock cells clean clean-cache
+.PHONY: book test test-fast lint setup data lock cells clean clean-cache
 
 book: data
 	@$(BIN)/python -m cnnbook.build
@@ -24,6 +24,9 @@ test: data
 
 test-fast: data
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
 
 setup: $(STAMP) $(NPM_STAMP)
 	@bash scripts/install-system-packages.sh

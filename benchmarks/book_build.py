@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     try:
         print(f"cold build into {build_path} (empty execution cache) ...", flush=True)
         cold, cold_code = timed_build(build_path)
-        print(f"warm rebuild (nothing changed) ...", flush=True)
+        print("warm rebuild (nothing changed) ...", flush=True)
         warm, warm_code = timed_build(build_path)
         info["cold_build_seconds"] = round(cold, 1)
         info["cold_build_exit_code"] = cold_code
@@ -149,8 +149,10 @@ def markdown(info: dict) -> str:
         "",
         "| what | seconds | result |",
         "| --- | ---: | --- |",
-        f"| cold build (empty execution cache) | {info['cold_build_seconds']:.0f} | exit code {info['cold_build_exit_code']} |",
-        f"| warm rebuild (nothing changed) | {info['warm_build_seconds']:.0f} | exit code {info['warm_build_exit_code']} |",
+        f"| cold build (empty execution cache) | {info['cold_build_seconds']:.0f} | "
+        f"exit code {info['cold_build_exit_code']} |",
+        f"| warm rebuild (nothing changed) | {info['warm_build_seconds']:.0f} | "
+        f"exit code {info['warm_build_exit_code']} |",
     ]
     for page, entry in info["training_pages"].items():
         secs = entry.get("execution_seconds")

@@ -141,7 +141,8 @@ def per_submission(parent: Path, ps: str, students: int, sandbox: bool) -> dict:
         submit(course, ps, student, nb)
         seconds, done = run(course, str(BIN / "nbgrader"), "autograde", ps, "--student", student, "--force")
         if ("grading without a sandbox" in done.stderr.lower()) == sandbox:
-            raise SystemExit(f"error: expected grading {'with' if sandbox else 'without'} the sandbox:\n{done.stderr[-2000:]}")
+            raise SystemExit(f"error: expected grading {'with' if sandbox else 'without'} the sandbox:\n"
+                             f"{done.stderr[-2000:]}")
         times.append(round(seconds, 2))
         print(f"  {ps} {'sandbox' if sandbox else 'no sandbox'} {student}: {seconds:.1f} s", flush=True)
     got = scores(course, ps)
@@ -192,12 +193,13 @@ def parallel(parent: Path, students: int) -> dict:
         seconds, done = run(course, str(BIN / "python"), "-m", "cnnbook.grade_batch", ps, "--force",
                             "--workers", str(workers), timeout=600 * students)
         if done.returncode != 0:
-            raise SystemExit(f"error: grade_batch --workers {workers} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+            raise SystemExit(f"error: grade_batch --workers {workers} failed:\n"
+                             f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
         rows = list(csv.DictReader((course / "grade_batch" / ps / "report.csv").open()))
         times[f"workers_{workers}"] = seconds
         times[f"task_seconds_{workers}"] = statistics.mean(float(r["seconds"]) for r in rows)
-        print(f"  grade_batch --workers {workers}: {seconds:.1f} s (mean task {times[f'task_seconds_{workers}']:.2f} s)",
-              flush=True)
+        print(f"  grade_batch --workers {workers}: {seconds:.1f} s "
+              f"(mean task {times[f'task_seconds_{workers}']:.2f} s)", flush=True)
     got = scores(course, ps)
     return {"students": students, **{k: round(v, 2) for k, v in times.items()},
             "speedup": round(times["workers_1"] / times["workers_2"], 2),
@@ -281,7 +283,8 @@ def write_results(result: dict) -> None:
         f"{b['total_seconds'] / b['students']:.1f} | {counts} |",
         "",
         "Per hostile student: " + "; ".join(
-            f"{r['student']}: {r['status']} ({r['score'] or '-'}/{r['max_score'] or '-'}) in {float(r['seconds']):.1f} s"
+            f"{r['student']}: {r['status']} ({r['score'] or '-'}/{r['max_score'] or '-'}) "
+            f"in {float(r['seconds']):.1f} s"
             for r in b["rows"] if r["student"] in b["hostile"]) + ".",
         "",
     ]
@@ -297,7 +300,8 @@ def parallel_lines(result: dict) -> list[str]:
         "",
         "| how | total s | students per minute |",
         "|---|---|---|",
-        f"| plain `nbgrader autograde ps1-convolution --force` (one process) | {p['plain']:.1f} | {60 * n / p['plain']:.1f} |",
+        f"| plain `nbgrader autograde ps1-convolution --force` (one process) | {p['plain']:.1f} | "
+        f"{60 * n / p['plain']:.1f} |",
         f"| `grade_batch --force --workers 1` | {p['workers_1']:.1f} | {60 * n / p['workers_1']:.1f} |",
         f"| `grade_batch --force --workers 2` | {p['workers_2']:.1f} | {60 * n / p['workers_2']:.1f} |",
         "",
@@ -332,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary course folders (path printed)")
     args = parser.parse_args(argv)
     if not (BIN / "nbgrader").is_file():
-        print(f"error: {BIN / 'nbgrader'} not found. Fix: set up the project's .venv first (make book).", file=sys.stderr)
+        print(f"error: {BIN / 'nbgrader'} not found. Fix: set up the project's .venv first (make book).",
+              file=sys.stderr)
         return 2
     if args.quick:
         counts = {"ps1-convolution": 1, "ps2-pooling": 1, "ps3-mnist": 1}
@@ -360,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         # ps1 from the batch on one worker; ps2 and ps3 from one `nbgrader autograde` process per student
         # (nbgrader's start-up included, so an upper bound).
         each = {"ps1-convolution": p["task_seconds_1"],
-                **{r["assignment"]: r["mean_seconds"] for r in runs if r["sandbox"] and r["assignment"] != "ps1-convolution"}}
+                **{r["assignment"]: r["mean_seconds"] for r in runs
+                   if r["sandbox"] and r["assignment"] != "ps1-convolution"}}
         result["fixed_seconds"] = round(max(0.0, p["workers_1"] - p["students"] * p["task_seconds_1"]), 1)
         result["projection"] = projection(each, result["fixed_seconds"])
         print(f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), 2 workers:", flush=True)

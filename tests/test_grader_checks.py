@@ -154,7 +154,8 @@ def test_seed_numbers(tf):
     assert pooled[..., 2].tolist() == [[-12, -16], [-24, -28]]   # padding never wins (seed 001's -12)
     assert pooled[..., 1].tolist() == [[280, 280], [280, 280]]
     assert "[[[[12], [16]], [[24], [28]]]]" in cell("ps1", "test_conv2d_seed_examples")
-    assert "[[[[28, 280, -12], [28, 280, -16]], [[28, 280, -24], [28, 280, -28]]]]" in cell("ps2", "test_max_pool_seed_example")
+    assert "[[[[28, 280, -12], [28, 280, -16]], [[28, 280, -24], [28, 280, -28]]]]" in cell(
+        "ps2", "test_max_pool_seed_example")
     layer = tf.keras.layers.Conv2D(50, 3)
     layer.build((None, 14, 14, 75))
     assert layer.count_params() == namespace("ps1", "conv2d_params")["conv2d_params"](3, 75, 50) == 33800
@@ -176,7 +177,8 @@ def test_edge_map_answer_is_what_tensorflow_computes(tf):
 def test_solutions_earn_every_point_and_pass_their_visible_tests(ps):
     verdicts = grade(ps, *SOLVED[ps])
     assert lost(verdicts) == [] and sorted(verdicts) == sorted(c.grade_id for c in PS[ps][1].CHECKS)
-    graded = [c["metadata"]["nbgrader"]["grade_id"] for c in notebook(ps)["cells"] if c["metadata"]["nbgrader"].get("grade")]
+    graded = [c["metadata"]["nbgrader"]["grade_id"] for c in notebook(ps)["cells"]
+              if c["metadata"]["nbgrader"].get("grade")]
     assert sorted(graded) == sorted(verdicts), "every graded cell of the notebook has exactly one trusted check"
     ns = namespace(ps, *SOLVED[ps])
     for grade_id in graded:
@@ -224,7 +226,8 @@ CONV_MISTAKES = {
         ["test_conv2d_random_cases", "test_conv2d_seed_examples", "test_conv2d_stride_and_same_padding"],
         "bottom/right; yours went on the top/left"),
     "symmetric SAME": (
-        wrong(CONV_SOLUTION, "pads.append((total // 2, total - total // 2))", "pads.append(((k - 1) // 2, (k - 1) // 2))"),
+        wrong(CONV_SOLUTION, "pads.append((total // 2, total - total // 2))",
+              "pads.append(((k - 1) // 2, (k - 1) // 2))"),
         "test_conv2d_seed_examples", "SAME padding keeps the size when stride is 1",
         ["test_conv2d_random_cases", "test_conv2d_seed_examples", "test_conv2d_stride_and_same_padding"],
         "not the same number on every side"),
@@ -251,11 +254,13 @@ POOL_MISTAKES = {
         "test_max_pool_seed_example", "yours padded with 0",
         ["test_max_pool_random_cases", "test_max_pool_seed_example"], "yours padded with 0"),
     "averaging over padded cells": (
-        wrong(POOL_SOLUTION, "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))", "x[:, r0:r1, c0:c1, :].sum(axis=(1, 2)) / (kh * kw)"),
+        wrong(POOL_SOLUTION, "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
+              "x[:, r0:r1, c0:c1, :].sum(axis=(1, 2)) / (kh * kw)"),
         "test_avg_pool_examples", "yours also counted the padded cells",
         ["test_avg_pool_examples", "test_avg_pool_random_cases"], "yours also counted the padded cells"),
     "stride None taken as 1": (
-        wrong(POOL_SOLUTION, "stride = (kh, kw) if stride is None else stride", "stride = 1 if stride is None else stride"),
+        wrong(POOL_SOLUTION, "stride = (kh, kw) if stride is None else stride",
+              "stride = 1 if stride is None else stride"),
         "test_max_pool_stride_and_shapes", "stride=None means stride = pool_size",
         ["test_avg_pool_examples", "test_avg_pool_random_cases", "test_max_pool_random_cases",
          "test_max_pool_stride_and_shapes"], "stride=None means stride = pool_size"),
@@ -307,7 +312,8 @@ def test_edge_map_verdicts_name_a_flipped_filter_and_a_wrong_shape():
 
 def test_ints_are_required_where_the_task_says_int():
     verdicts = grade("ps1", extra="def conv2d_params(kernel_size, in_channels, filters, use_bias=True):\n"
-                                  "    kh, kw = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else kernel_size\n"
+                                  "    kh, kw = (kernel_size, kernel_size) "
+                                  "if np.ndim(kernel_size) == 0 else kernel_size\n"
                                   "    return float(kh * kw * in_channels * filters + (filters if use_bias else 0))\n")
     assert verdicts["test_conv2d_params_seed_summary"].message == \
         "conv2d_params(2, 1, 1) should return an int, not a builtins.float"
@@ -325,7 +331,8 @@ LIARS = {
                                  "test_output_size_all_sizes", "test_output_size_examples"]),
     "array that claims to be numpy": ("class Liar:\n    __module__ = 'numpy'\n"
                                       "    def __eq__(self, other):\n        return True\n"
-                                      "    def __array__(self, dtype=None, copy=None):\n        return np.zeros((1, 1, 1, 1))\n"
+                                      "    def __array__(self, dtype=None, copy=None):\n"
+                                      "        return np.zeros((1, 1, 1, 1))\n"
                                       "def conv2d(x, w, stride=1, padding='valid'):\n    return Liar()\n",
                                       ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_padding_argument",
                                        "test_conv2d_random_cases", "test_conv2d_seed_examples",

@@ -311,7 +311,8 @@ ATTACKS = [
     "<form action=https://example.org><button formaction=javascript:alert(1)>go</button></form>",
     "<div style='background:url(javascript:alert(1))'>x</div>", "![x](attachment:missing.png)",
     "<div class='modal navbar-fixed-top'>a layer over the formgrader</div>",
-    "<a href=\"&#0000106&#0000097&#0000118&#0000097&#0000115&#0000099&#0000114&#0000105&#0000112&#0000116&#0000058alert(1)\">x</a>",
+    ("<a href=\"&#0000106&#0000097&#0000118&#0000097&#0000115&#0000099&#0000114&#0000105&#0000112&#0000116"
+     "&#0000058alert(1)\">x</a>"),
 ]
 
 
@@ -607,7 +608,8 @@ def test_flood_leaves_the_graders_memory_bounded(flood):
 @pytest.mark.slow
 def test_one_oversized_message_never_reaches_the_graders_memory(course):
     # Without the cap, the grader's peak is about 420 MiB for this 100 MB message.
-    submit(course, "oversized", answer(course, extra_cells=[_cell("print('z' * 100_000_000)"), _cell("print('after')")]))
+    submit(course, "oversized",
+           answer(course, extra_cells=[_cell("print('z' * 100_000_000)"), _cell("print('after')")]))
     graded = autograde_measured(course, "oversized")
     print(f"\noversized: grader peak RSS {graded['peak_rss'] / 2**20:.0f} MiB, {graded['seconds']:.0f} s")
     assert graded["peak_rss"] < 300 * 2**20
@@ -629,7 +631,8 @@ MARKUP_CELLS = [
           kind="markdown", attachments={"pixel.png": {"image/png": PNG_1X1}}),
     *[_cell(attack, kind="markdown") for attack in ATTACKS if "missing.png" not in attack],
     _cell("![evil](attachment:evil.svg)", kind="markdown",
-          attachments={"evil.svg": {"image/svg+xml": SVG_SCRIPT}, "page.html": {"text/html": "<script>alert(3)</script>"}}),
+          attachments={"evil.svg": {"image/svg+xml": SVG_SCRIPT},
+                       "page.html": {"text/html": "<script>alert(3)</script>"}}),
     _cell("<script>alert('raw')</script><img src=x onerror=alert('raw')>", kind="raw",
           metadata={"raw_mimetype": "text/html"}),
     _cell("<a href='javascript:alert(1)'>raw link</a>", kind="raw"),

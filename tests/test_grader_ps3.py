@@ -188,7 +188,8 @@ def test_a_model_that_is_not_a_keras_model_gets_a_message():
     assert result.kind == "other"
     points, verdicts = grade(result)
     assert points == 0
-    assert verdicts["test_build_model_is_small_compiled_cnn"].message == "build_model() must return a keras.Model, not a builtins.int"
+    assert verdicts["test_build_model_is_small_compiled_cnn"].message == \
+        "build_model() must return a keras.Model, not a builtins.int"
 
 
 def test_a_build_model_that_raises_costs_every_point_and_trains_nothing(monkeypatch):
@@ -357,7 +358,8 @@ def test_nbgrader_autograde_gives_the_reference_6_and_tricks_nothing(tmp_path):
         scores = {s: gb.find_submission("ps3-mnist", s).score for s in STUDENTS}
     assert scores == {"reference": 6, "dense": 0, "lambda": 0, "forger": 0}
     graded = nbformat.read(course / "autograded" / "lambda" / "ps3-mnist" / "mnist_cnn.ipynb", as_version=4)
-    first = next(c for c in graded.cells if c.metadata["nbgrader"]["grade_id"] == "test_build_model_is_small_compiled_cnn")
+    first = next(c for c in graded.cells
+                 if c.metadata["nbgrader"]["grade_id"] == "test_build_model_is_small_compiled_cnn")
     assert first.outputs[0].output_type == "error" and "Lambda layers cannot be graded" in first.outputs[0].evalue
 
 

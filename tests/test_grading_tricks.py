@@ -1150,7 +1150,8 @@ def test_forged_payloads_outside_the_graders_cells_are_ignored(batch):
     for wanted in ("test_conv2d_seed_examples", "test_conv2d_random_cases"):
         assert "wrong values" in verdict(nb, wanted), verdict(nb, wanted)  # the real zeros, not the forged (1,)
     assert not [c for c in nb["cells"] if "cnnbook" in c["metadata"]]
-    assert not [o for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"] if wire.MIME in o.get("data", {})]
+    assert not [o for c in nb["cells"] if c["cell_type"] == "code"
+                for o in c["outputs"] if wire.MIME in o.get("data", {})]
 
 
 def test_partial_credit_outputs_do_not_reach_the_graded_cells(batch):

@@ -128,4 +128,5 @@ def test_summary_is_shown(book):
 
 
 def test_dilation_with_stride_is_refused(glued):
-    assert glued["dilation_with_stride"].startswith("`strides > 1` not supported in conjunction with `dilation_rate > 1`")
+    assert glued["dilation_with_stride"].startswith(
+        "`strides > 1` not supported in conjunction with `dilation_rate > 1`")

@@ -68,7 +68,8 @@ def test_seed_002_batch_of_two(glued):
     assert glued["batch_shape"] == [2, 4, 4, 1]
     first = np.arange(25).reshape(5, 5)[:4, :4] + 6  # mean of each 2x2 window of arange(25), plus 3
     np.testing.assert_allclose(glued["batch_first"], first)
-    np.testing.assert_allclose(glued["batch_first"], [[6, 7, 8, 9], [11, 12, 13, 14], [16, 17, 18, 19], [21, 22, 23, 24]])
+    np.testing.assert_allclose(glued["batch_first"],
+                               [[6, 7, 8, 9], [11, 12, 13, 14], [16, 17, 18, 19], [21, 22, 23, 24]])
     np.testing.assert_allclose(glued["batch_second"], np.array(glued["batch_first"]) + 25)
     np.testing.assert_allclose(glued["batch_second"][0], [31, 32, 33, 34])
     np.testing.assert_allclose(glued["batch_second"][-1], [46, 47, 48, 49])

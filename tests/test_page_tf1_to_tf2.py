@@ -67,8 +67,10 @@ def init_scale_recomputed():
     digits = x_train[:16].reshape(-1, 28, 28, 1).astype(np.float32) / 255.0
 
     def std(init):
-        c1 = keras.layers.Conv2D(32, 3, padding="same", activation="relu", kernel_initializer=init, bias_initializer=init)
-        c2 = keras.layers.Conv2D(64, 3, padding="same", activation="relu", kernel_initializer=init, bias_initializer=init)
+        c1 = keras.layers.Conv2D(32, 3, padding="same", activation="relu",
+                                 kernel_initializer=init, bias_initializer=init)
+        c2 = keras.layers.Conv2D(64, 3, padding="same", activation="relu",
+                                 kernel_initializer=init, bias_initializer=init)
         p = keras.layers.MaxPool2D(2, padding="same")
         return float(tf.math.reduce_std(p(c2(p(c1(digits))))))
 

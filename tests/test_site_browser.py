@@ -71,7 +71,8 @@ def site(book):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: run scripts/install-system-packages.sh (or set CNNBOOK_CHROMIUM)")
+        pytest.skip(f"Chromium not found at {CHROMIUM}: "
+                    "run scripts/install-system-packages.sh (or set CNNBOOK_CHROMIUM)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -242,7 +243,8 @@ def test_launch_buttons_open_the_page_from_the_repository(visit, page):
     binder = [u for u in links if "mybinder.org" in u]
     assert binder, f"{page} has no Binder launch button ({links})"
     path = re.search(r"urlpath=lab/tree/([^&]+)", binder[0])
-    assert path and (ROOT / path.group(1)).is_file(), f"{page}: Binder opens {path and path.group(1)}, not a repository file"
+    assert path and (ROOT / path.group(1)).is_file(), \
+        f"{page}: Binder opens {path and path.group(1)}, not a repository file"
 
 
 @pytest.mark.parametrize(("query", "page"), [("padding", "book/padding-and-stride"), ("MaxPool2D", "book/pooling")])

@@ -179,7 +179,8 @@ def _size_calls(rng):
     for n in range(1, 30):
         for k in range(1, n + 1):
             for s in range(1, 5):
-                calls += [Call((n, k, s, p), {}, f"output_size({n}, {k}, {s}, {p!r})", "all") for p in ("valid", "SAME")]
+                calls += [Call((n, k, s, p), {}, f"output_size({n}, {k}, {s}, {p!r})", "all")
+                          for p in ("valid", "SAME")]
     return calls + [Call((5, 3, 1, "full"), {}, "output_size(5, 3, 1, 'full')", "full")]
 
 
@@ -203,7 +204,8 @@ def probes(rng) -> list[Probe]:
     return [
         Probe("edge_map", [Call(label="edge_map", group="value")], value=True),
         Probe("output_size", _size_calls(rng)),
-        Probe("conv2d", with_other_values(_visible_conv_calls(), rng, ("seed", "orientation", "stride")) + _random_conv_calls(rng)),
+        Probe("conv2d", with_other_values(_visible_conv_calls(), rng, ("seed", "orientation", "stride"))
+              + _random_conv_calls(rng)),
         Probe("conv2d_params", _params_calls(rng)),
     ]
 

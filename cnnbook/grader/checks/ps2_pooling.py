@@ -136,8 +136,10 @@ def _random_calls(function, rng):
 
 def probes(rng) -> list[Probe]:
     """This submission's calls: the visible tests' cases, then random ones drawn from ``rng``."""
-    return [Probe("max_pool2d", with_other_values(_max_visible(), rng, ("seed", "stride")) + _random_calls("max_pool2d", rng)),
-            Probe("avg_pool2d", with_other_values(_avg_visible(), rng, ("examples",)) + _random_calls("avg_pool2d", rng))]
+    return [Probe("max_pool2d", with_other_values(_max_visible(), rng, ("seed", "stride"))
+                  + _random_calls("max_pool2d", rng)),
+            Probe("avg_pool2d", with_other_values(_avg_visible(), rng, ("examples",))
+                  + _random_calls("avg_pool2d", rng))]
 
 
 # --------------------------------------------------------------------------- the judges
