@@ -3,21 +3,23 @@
 Usage (from the project folder, with .venv set up and the datasets in place):
 
     .venv/bin/python benchmarks/grading.py            # full run (run it on an idle machine)
-    .venv/bin/python benchmarks/grading.py --quick    # smoke run: 1 student per assignment, batch of 6
+    .venv/bin/python benchmarks/grading.py --quick    # smoke run: 8 in parallel, 1 per assignment, batch of 6
 
-It measures, each time in a fresh temporary course folder (made outside /tmp, like the tests do,
-from this project's nbgrader_config.py and solutions/; the release is made by
-`nbgrader generate_assignment`):
+It measures, each time in a fresh temporary course made by the tests' own builder
+(tests/helpers.py: this project's nbgrader_config.py and solutions/, the release generated):
 
-1. seconds per submission for ps1-convolution, ps2-pooling and ps3-mnist: the wall time of one
-   `nbgrader autograde <ps> --student <id> --force` per student (kernel start-up included), for N
-   students each submitting the reference solution (the release notebook with the solution cells of
-   solutions/ filled in); in the bubblewrap sandbox, and for ps1 also without it (the course's
-   config with the sandbox switched off, as `configure(c, ROOT, require_sandbox=False)` does when
-   bubblewrap is unusable) to give the sandbox overhead in %;
-2. a batch of students on ps1 with hostile submissions among them (an infinite loop, a memory bomb,
-   an output flood), graded by `python -m cnnbook.grade_batch ps1-convolution --wall-seconds W`:
-   total seconds and the status counts of its report.csv.
+1. parallel grading: N reference submissions of ps1-convolution (40 by default) graded in one
+   course by plain `nbgrader autograde` (every student in one process), then by
+   `python -m cnnbook.grade_batch --force` with 1 and with 2 Dask workers: totals, the speedup and
+   the throughput against plain autograde; Dask's own cost per task (no-op tasks on a 2-worker
+   LocalCluster); and a projection (stated as one) of the hours a class of 300 and 1,000 takes on 8,
+   32 and 128 worker cores, from the measured seconds per submission;
+2. seconds per submission for ps1-convolution, ps2-pooling and ps3-mnist: the wall time of one
+   `nbgrader autograde <ps> --student <id> --force` per student (kernel start-up included), in the
+   bubblewrap sandbox, and for ps1 also without it (the sandbox overhead in %);
+3. a batch of students on ps1 with hostile submissions among them (an infinite loop, a memory bomb,
+   an output flood), graded by `python -m cnnbook.grade_batch ps1-convolution --workers 2`: total
+   seconds and the status counts of its report.csv.
 
 Results go to benchmarks/grading-results.md (a small table) and benchmarks/grading-results.json,
 with the date and the machine (nproc, CPU model, load average before the run). This is a
@@ -37,13 +39,14 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from book_build import machine  # benchmarks/book_build.py
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import Course, make_course as make_test_course  # noqa: E402 - the tests' course builder
 BIN = ROOT / ".venv" / "bin"
 OUT_MD = ROOT / "benchmarks" / "grading-results.md"
 OUT_JSON = ROOT / "benchmarks" / "grading-results.json"
@@ -77,63 +80,49 @@ def env() -> dict:
     return e
 
 
-def run(course: Path, *cmd: str, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
+def run(course: Course, *cmd: str, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    done = subprocess.run(list(cmd), cwd=course, env=env(), capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(list(cmd), cwd=course.root, env=env(), capture_output=True, text=True, timeout=timeout)
     seconds = time.perf_counter() - start
     if done.returncode != 0 and cmd[1:2] != ("-m",):
-        raise SystemExit(f"error: {' '.join(cmd)} failed in {course}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(f"error: {' '.join(cmd)} failed in {course.root}:\n"
+                         f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     return seconds, done
 
 
-def nbgrader(course: Path, *args: str) -> float:
+def nbgrader(course: Course, *args: str) -> float:
     return run(course, str(BIN / "nbgrader"), *args)[0]
 
 
-def make_course(parent: Path, name: str, sandbox: bool = True) -> Path:
-    course = parent / name
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    if not sandbox:
-        with open(course / "nbgrader_config.py", "a") as f:
-            f.write(NO_SANDBOX)
-    shutil.copytree(ROOT / "solutions", course / "solutions")
-    return course
+def make_course(ps: str, sandbox: bool = True) -> Course:
+    """The tests' temporary course (this course's config and solutions, the release generated), with
+    the sandbox switched off for the comparison run."""
+    return make_test_course((ps,), extra_config="" if sandbox else NO_SANDBOX, prefix="cnnbook-grading-bench-")
 
 
-def reference_submission(course: Path, ps: str) -> dict:
-    """The release notebook (as generate_assignment made it) with the reference solution cells filled in."""
-    nb = json.loads((course / "exercises" / ps / f"{NOTEBOOKS[ps]}.ipynb").read_text())
-    src = json.loads((ROOT / "solutions" / ps / f"{NOTEBOOKS[ps]}.ipynb").read_text())
-    solutions = {c["metadata"]["nbgrader"]["grade_id"]: c["source"] for c in src["cells"]
-                 if c.get("metadata", {}).get("nbgrader", {}).get("solution")}
-    for cell in nb["cells"]:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if gid in solutions:
-            cell["source"] = solutions[gid]
-    return nb
+def reference_submission(course: Course, ps: str) -> dict:
+    """The release notebook with the reference solution cells filled in."""
+    return course.submission(ps, NOTEBOOKS[ps], honest=True)
 
 
 def first_solution_cell(nb: dict) -> dict:
     return next(c for c in nb["cells"] if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
 
 
-def submit(course: Path, ps: str, student: str, nb: dict) -> None:
-    folder = course / "submitted" / student / ps
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{NOTEBOOKS[ps]}.ipynb").write_text(json.dumps(nb, indent=1))
+def submit(course: Course, ps: str, student: str, nb: dict) -> None:
+    course.submit(student, ps, nb, notebook=NOTEBOOKS[ps])
 
 
-def scores(course: Path, ps: str) -> dict:
+def scores(course: Course, ps: str) -> dict:
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+    with Gradebook(f"sqlite:///{course.gradebook}") as gb:
         return {s.student.id: [float(s.score), float(s.max_score)] for s in gb.assignment_submissions(ps)}
 
 
-def per_submission(parent: Path, ps: str, students: int, sandbox: bool) -> dict:
-    course = make_course(parent, f"{ps}-{'sandbox' if sandbox else 'nosandbox'}", sandbox)
-    nbgrader(course, "generate_assignment", ps, "--force")
+def per_submission(courses: list, ps: str, students: int, sandbox: bool) -> dict:
+    course = make_course(ps, sandbox)
+    courses.append(course)
     nb = reference_submission(course, ps)
     times = []
     for i in range(students):
@@ -150,10 +139,10 @@ def per_submission(parent: Path, ps: str, students: int, sandbox: bool) -> dict:
             "mean_seconds": round(statistics.mean(times), 2), "scores": got}
 
 
-def batch(parent: Path, students: int, hostile: list[str], workers: int) -> dict:
+def batch(courses: list, students: int, hostile: list[str], workers: int) -> dict:
     ps = "ps1-convolution"
-    course = make_course(parent, "batch")
-    nbgrader(course, "generate_assignment", ps, "--force")
+    course = make_course(ps)
+    courses.append(course)
     good = reference_submission(course, ps)
     names = [f"student{i + 1:02d}" for i in range(students - len(hostile))]
     for name in names:
@@ -166,7 +155,7 @@ def batch(parent: Path, students: int, hostile: list[str], workers: int) -> dict
         submit(course, ps, name, nb)
     seconds, done = run(course, str(BIN / "python"), "-m", "cnnbook.grade_batch", ps, "--workers", str(workers),
                         timeout=600 * students)
-    report = course / "grade_batch" / ps / "report.csv"
+    report = course.root / "grade_batch" / ps / "report.csv"
     if not report.is_file():
         raise SystemExit(f"error: grade_batch wrote no report:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     rows = list(csv.DictReader(report.open()))
@@ -177,13 +166,13 @@ def batch(parent: Path, students: int, hostile: list[str], workers: int) -> dict
             "rows": [{k: r[k] for k in ("student", "status", "score", "max_score", "seconds")} for r in rows]}
 
 
-def parallel(parent: Path, students: int) -> dict:
+def parallel(courses: list, students: int) -> dict:
     """The same ``students`` reference submissions of ps1 graded three ways in one course: plain
     ``nbgrader autograde`` (every student in one process), then ``grade_batch --force`` with 1 and
     with 2 workers."""
     ps = "ps1-convolution"
-    course = make_course(parent, "parallel")
-    nbgrader(course, "generate_assignment", ps, "--force")
+    course = make_course(ps)
+    courses.append(course)
     good = reference_submission(course, ps)
     for i in range(students):
         submit(course, ps, f"student{i + 1:03d}", good)
@@ -195,7 +184,7 @@ def parallel(parent: Path, students: int) -> dict:
         if done.returncode != 0:
             raise SystemExit(f"error: grade_batch --workers {workers} failed:\n"
                              f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-        rows = list(csv.DictReader((course / "grade_batch" / ps / "report.csv").open()))
+        rows = list(csv.DictReader((course.root / "grade_batch" / ps / "report.csv").open()))
         times[f"workers_{workers}"] = seconds
         times[f"task_seconds_{workers}"] = statistics.mean(float(r["seconds"]) for r in rows)
         print(f"  grade_batch --workers {workers}: {seconds:.1f} s "
@@ -348,16 +337,16 @@ def main(argv: list[str] | None = None) -> int:
     result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
               "machine": machine()}
     print(f"machine: {result['machine']}", flush=True)
-    parent = Path(tempfile.mkdtemp(prefix="cnnbook-grading-bench-", dir="/var/tmp"))
+    courses = []
     try:
         print(f"parallel: {parallel_students} ps1-convolution submissions", flush=True)
-        result["parallel"] = p = parallel(parent, parallel_students)
+        result["parallel"] = p = parallel(courses, parallel_students)
         result["scheduler_overhead"] = scheduler_overhead()
         runs = []
         for ps, n in counts.items():
-            runs.append(per_submission(parent, ps, n, sandbox=True))
+            runs.append(per_submission(courses, ps, n, sandbox=True))
             if ps == "ps1-convolution":
-                runs.append(per_submission(parent, ps, n, sandbox=False))
+                runs.append(per_submission(courses, ps, n, sandbox=False))
         result["per_submission"] = runs
         with_sb = next(r for r in runs if r["assignment"] == "ps1-convolution" and r["sandbox"])
         without = next(r for r in runs if r["assignment"] == "ps1-convolution" and not r["sandbox"])
@@ -370,12 +359,13 @@ def main(argv: list[str] | None = None) -> int:
         result["fixed_seconds"] = round(max(0.0, p["workers_1"] - p["students"] * p["task_seconds_1"]), 1)
         result["projection"] = projection(each, result["fixed_seconds"])
         print(f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), 2 workers:", flush=True)
-        result["batch"] = batch(parent, batch_students, hostile, workers=2)
+        result["batch"] = batch(courses, batch_students, hostile, workers=2)
     finally:
-        if args.keep:
-            print(f"kept: {parent}")
-        else:
-            shutil.rmtree(parent, ignore_errors=True)
+        for course in courses:
+            if args.keep:
+                print(f"kept: {course.root}")
+            else:
+                shutil.rmtree(course.root, ignore_errors=True)
     write_results(result)
     print(OUT_MD.read_text())
     print(f"wrote {OUT_MD} and {OUT_JSON}")
