@@ -26,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnbook.batch.cluster import Progress, connect, default_workers, run_tasks, thread_shares
+from cnnbook.batch.cluster import Progress, connect, default_workers, run_tasks, thread_shares, warm_up
 from cnnbook.batch.files import content_hash, read_submission
 from cnnbook.batch.record import read_scores, record
 from cnnbook.batch.state import State
@@ -153,8 +153,9 @@ def grade(course: Path, assignment: str, students: list[str] | None = None, *, w
         try:
             todo = batch.select(students, digest, force)
             if todo:
-                template = build_template(course, settings, assignment)
                 with connect(workers, scheduler, scheduler_file) as client:
+                    warm_up(client)
+                    template = build_template(course, settings, assignment)
                     jobs = batch.jobs(todo, template.digest, thread_shares(client))
                     run_tasks(client, grade_student, template, jobs, batch.finish, batch.failed)
         finally:
@@ -183,9 +184,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
-    rows = grade(args.course, args.assignment, args.student, workers=args.workers, scheduler=args.scheduler,
-                 scheduler_file=args.scheduler_file, force=args.force,
-                 max_notebook_bytes=int(args.max_notebook_mb * 2**20))
+    try:
+        rows = grade(args.course, args.assignment, args.student, workers=args.workers, scheduler=args.scheduler,
+                     scheduler_file=args.scheduler_file, force=args.force,
+                     max_notebook_bytes=int(args.max_notebook_mb * 2**20))
+    except KeyboardInterrupt:
+        print("interrupted: every result that arrived is recorded (report.csv is up to date); run the same "
+              "command again to grade the rest", file=sys.stderr)
+        return 130
     return 1 if any(not row["status"].startswith("graded") for row in rows) else 0
 
 

@@ -26,14 +26,13 @@ import re
 import shutil
 import socket
 import stat
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from tiny_course import answer, folder, make_course, nbgrader, source_notebook, submit, tiny_cell
 from traitlets.config import Configurable
 
 from cnnbook import grade_batch, sandbox
@@ -57,33 +56,8 @@ from cnnbook.grader.sanitise import (
 ROOT = Path(__file__).resolve().parent.parent
 MALFORMED = ROOT / "tests" / "files" / "malformed"
 TWO_MB = 2 * 2**20
-CELL_TIMEOUT = 60
-SOLUTION = "def double(x):\n    return 2 * np.asarray(x)\n"
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 WORDS = ("<script", "onerror=", "javascript:")  # what no student markup may leave in a page
-
-
-def _cell(src, meta=None, kind="code", **extra):
-    cell = {"cell_type": kind, "metadata": {"nbgrader": meta} if meta else {}, "source": src, **extra}
-    if kind == "code":
-        cell.update(outputs=[], execution_count=None)
-    return cell
-
-
-def source_notebook() -> dict:
-    return {
-        "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-        "cells": [
-            _cell("# Tiny assignment\n\nDouble an array.", kind="markdown"),
-            _cell("import numpy as np"),
-            _cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * np.asarray(x)\n    ### END SOLUTION",
-                  {"grade": False, "solution": True, "locked": False, "grade_id": "double", "schema_version": 3}),
-            _cell("# The grader checks double() on its own inputs.",
-                  {"grade": True, "solution": False, "locked": True, "points": 2, "grade_id": "test_double",
-                   "schema_version": 3}),
-        ],
-    }
 
 
 # --------------------------------------------------------------------------- A: unit tests
@@ -126,8 +100,8 @@ def test_sanitise_repairs_wrong_types_and_rejects_what_it_cannot():
 
 def test_sanitise_of_a_huge_odd_notebook_is_quick_and_its_report_short():
     nb = source_notebook()
-    nb["cells"] += [_cell(f"x = {i}", {"grade_id": f"forged{i}", "points": i}) for i in range(200_000)]
-    nb["cells"] += [7, "cell", _cell("x", kind="heading")]
+    nb["cells"] += [tiny_cell(f"x = {i}", {"grade_id": f"forged{i}", "points": i}) for i in range(200_000)]
+    nb["cells"] += [7, "cell", tiny_cell("x", kind="heading")]
     start = time.monotonic()
     notes = sanitise(nb, Reference.from_notebook(source_notebook()))
     assert time.monotonic() - start < 20
@@ -360,86 +334,6 @@ def test_raw_cells_and_attachments_are_cleaned():
 
 # --------------------------------------------------------------------------- the course
 
-CHECKS = '''
-import numpy as np
-
-from cnnbook.grader.compare import array_mistake
-from cnnbook.grader.plan import Call, Check, Probe, Verdict
-
-NOTEBOOK = "tiny"
-HIDDEN_PACKAGES = ()
-
-
-def probes(rng):
-    return [Probe("double", [Call((np.array([1.0, 2.0]),), label="double([1, 2])")])]
-
-
-def judge(context):
-    [result] = context.results["double"]
-    mistake = array_mistake(result, [2.0, 4.0], call="double([1, 2])")
-    return Verdict.failed(mistake) if mistake else Verdict.passed()
-
-
-CHECKS = [Check("test_double", judge, probe="double")]
-'''
-
-CONFIG = '''
-from cnnbook.grader.submission import screen_submission
-from cnnbook.grader import configure
-
-c = get_config()
-c.CourseDirectory.root = {root!r}
-c.Execute.timeout = {timeout}
-c.Autograde.create_student = True
-c.AddProbeCells.checks = {{"tiny": {checks!r}}}
-configure(c, {root!r}, limits={limits!r})
-# The batch's file checks for plain `nbgrader autograde` (which would wait for ever on a named pipe).
-c.Autograde.pre_convert_hook = screen_submission
-'''
-
-
-def nbgrader(root: Path, *args: str, timeout: float = 600, wrapper: str | None = None) -> subprocess.CompletedProcess:
-    """``nbgrader <args>`` in the course folder, as an instructor runs it."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    command = [sys.executable, "-c", wrapper, *args] if wrapper else [sys.executable, "-m", "nbgrader", *args]
-    return subprocess.run(command, check=False, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def make_course(root: Path) -> Path:
-    (root / "source" / "tiny").mkdir(parents=True)
-    (root / "source" / "tiny" / "tiny.ipynb").write_text(json.dumps(source_notebook()))
-    (root / "tiny_checks.py").write_text(CHECKS)
-    limits = {"cpu_seconds": 120, "processes": 256, "address_space_mb": 4096}
-    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root), timeout=CELL_TIMEOUT, limits=limits,
-                                                           checks=str(root / "tiny_checks.py")))
-    for cmd in (["db", "assignment", "add", "tiny"], ["generate_assignment", "tiny", "--force"]):
-        done = nbgrader(root, *cmd)
-        assert done.returncode == 0, done.stdout + done.stderr
-    return root
-
-
-def released(root: Path) -> dict:
-    return json.loads((root / "release" / "tiny" / "tiny.ipynb").read_text())
-
-
-def answer(root: Path, code: str = SOLUTION, extra_cells=()) -> dict:
-    nb = released(root)
-    nb["cells"][2]["source"] = code
-    nb["cells"][3:3] = list(extra_cells)
-    return nb
-
-
-def folder(root: Path, student: str) -> Path:
-    path = root / "submitted" / student / "tiny"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def submit(root: Path, student: str, nb: dict) -> None:
-    (folder(root, student) / "tiny.ipynb").write_text(json.dumps(nb))
-
-
 def submit_malformed(root: Path) -> dict[str, str]:
     """One student per malformed submission; returns student -> the reason the report must give."""
     expected = {}
@@ -577,7 +471,7 @@ def autograde_measured(course: Path, student: str) -> dict:
 
 @pytest.fixture(scope="module")
 def flood(course):
-    submit(course, "flood", answer(course, FLOOD_SOLUTION, [_cell(code) for code in FLOODS]))
+    submit(course, "flood", answer(course, FLOOD_SOLUTION, [tiny_cell(code) for code in FLOODS]))
     return autograde_measured(course, "flood")
 
 
@@ -609,7 +503,7 @@ def test_flood_leaves_the_graders_memory_bounded(flood):
 def test_one_oversized_message_never_reaches_the_graders_memory(course):
     # Without the cap, the grader's peak is about 420 MiB for this 100 MB message.
     submit(course, "oversized",
-           answer(course, extra_cells=[_cell("print('z' * 100_000_000)"), _cell("print('after')")]))
+           answer(course, extra_cells=[tiny_cell("print('z' * 100_000_000)"), tiny_cell("print('after')")]))
     graded = autograde_measured(course, "oversized")
     print(f"\noversized: grader peak RSS {graded['peak_rss'] / 2**20:.0f} MiB, {graded['seconds']:.0f} s")
     assert graded["peak_rss"] < 300 * 2**20
@@ -627,15 +521,15 @@ def test_one_oversized_message_never_reaches_the_graders_memory(course):
 SVG_SCRIPT = base64.b64encode(b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
                               b'<script>alert(2)</script></svg>').decode()
 MARKUP_CELLS = [
-    _cell("# Student heading\n\nSee [the numpy docs](https://numpy.org/doc/) and ![a pixel](attachment:pixel.png)",
+    tiny_cell("# Student heading\n\nSee [the numpy docs](https://numpy.org/doc/) and ![a pixel](attachment:pixel.png)",
           kind="markdown", attachments={"pixel.png": {"image/png": PNG_1X1}}),
-    *[_cell(attack, kind="markdown") for attack in ATTACKS if "missing.png" not in attack],
-    _cell("![evil](attachment:evil.svg)", kind="markdown",
+    *[tiny_cell(attack, kind="markdown") for attack in ATTACKS if "missing.png" not in attack],
+    tiny_cell("![evil](attachment:evil.svg)", kind="markdown",
           attachments={"evil.svg": {"image/svg+xml": SVG_SCRIPT},
                        "page.html": {"text/html": "<script>alert(3)</script>"}}),
-    _cell("<script>alert('raw')</script><img src=x onerror=alert('raw')>", kind="raw",
+    tiny_cell("<script>alert('raw')</script><img src=x onerror=alert('raw')>", kind="raw",
           metadata={"raw_mimetype": "text/html"}),
-    _cell("<a href='javascript:alert(1)'>raw link</a>", kind="raw"),
+    tiny_cell("<a href='javascript:alert(1)'>raw link</a>", kind="raw"),
 ]
 
 

@@ -60,6 +60,26 @@ def thread_shares(client) -> dict[str, int]:
     return {host: max(1, counted[host] // slots[host]) for host in slots}
 
 
+def warm_up(client) -> None:
+    """Have every worker import the grading code now, while the client prepares the batch, instead of
+    in its first task."""
+    client.run(_import_grading_code, wait=False, on_error="ignore")
+
+
+async def _import_grading_code() -> None:
+    # A coroutine (what Dask runs without waiting), whose imports run in a thread: the worker's event
+    # loop keeps answering the scheduler meanwhile.
+    import asyncio
+
+    await asyncio.to_thread(_imports)
+
+
+def _imports() -> None:
+    import cnnbook.batch.task  # noqa: F401
+    import nbgrader.converters  # noqa: F401
+    from cnnbook.grader import preprocessors  # noqa: F401
+
+
 def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -72,13 +92,15 @@ def run_tasks(client, function, shared, jobs, on_result, on_failure, in_flight: 
 
     slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
     in_flight = in_flight or 2 * slots
-    shared = client.scatter(shared, broadcast=True)
+    # A task that returns ``shared``, not scattered data: when every worker that held it has died, the
+    # scheduler computes it again (lost scattered data cancels every task that needs it).
+    shared = client.submit(_same, shared, pure=False, key=f"shared-{os.urandom(4).hex()}")
     jobs = iter(jobs)
     running, pending = {}, as_completed()
 
     def submit_next() -> None:
         for job in jobs:
-            future = client.submit(function, shared, job, pure=False, key=f"grade-{job['student']}-{os.urandom(4).hex()}")
+            future = _submit_queued(client, f"grade-{job['student']}-{os.urandom(4).hex()}", function, shared, job)
             running[future] = job
             pending.add(future)
             return
@@ -90,13 +112,30 @@ def run_tasks(client, function, shared, jobs, on_result, on_failure, in_flight: 
         try:
             result = future.result()
         except KilledWorker:
-            on_failure(job, KILLED_STATUS, f"the grading worker died {DASK_CONFIG['distributed.scheduler.allowed-failures'] + 1} "
-                       "times while grading this submission; it was not graded")
+            deaths = DASK_CONFIG["distributed.scheduler.allowed-failures"] + 1
+            on_failure(job, KILLED_STATUS, f"the grading worker died {deaths} times while grading this "
+                       "submission; it was not graded")
         except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the batch
             on_failure(job, "error", f"grading failed on the worker: {exc!r}"[:500])
         else:
             on_result(job, result)
         submit_next()
+
+
+def _submit_queued(client, key: str, function, *args):
+    """``client.submit(function, *args)``, as a task the scheduler queues until a worker thread is free.
+
+    Marked as a data producer, the task is "root-ish": the scheduler sends a worker only as many as
+    it has threads (``worker-saturation``) and keeps the rest queued. A plain task would be assigned
+    to a busy worker at once, and that worker's death would count against it too.
+    """
+    from dask.task_spec import Task
+
+    return client.get({key: Task(key, function, *args, _data_producer=True)}, key, sync=False)
+
+
+def _same(value):
+    return value
 
 
 class Progress:

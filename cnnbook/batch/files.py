@@ -122,5 +122,6 @@ def write_file(path: Path, data: bytes) -> None:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.lexists(tmp):  # not when Ctrl-C came just after the rename
+            os.unlink(tmp)
         raise

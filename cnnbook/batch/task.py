@@ -20,21 +20,23 @@ from pathlib import Path
 
 from cnnbook.batch.files import read_tree, write_tree
 from cnnbook.batch.record import quiet_autoflush
-from cnnbook.batch.template import GRADEBOOK
+from cnnbook.batch.template import GRADEBOOK, course_app
 from cnnbook.grader.preprocessors.readproberesults import STOPPED
 from cnnbook.grader.sanitise import Reference, sanitise
 from cnnbook.grader.submission import (MAX_NOTEBOOK_BYTES, _read_notebook,
                                        _remove_links_and_special_files, file_problem)
 
 PREPARE_SECONDS = 60
+TEMP_PREFIX = "cnnbook-grade-"  # then the grading process's pid: see remove_stale_folders
 
 
 def grade_student(template, job: dict) -> dict:
     """Grade ``job["student"]``'s ``job["files"]`` for ``job["assignment"]``: a dict of plain data."""
     start = time.monotonic()
     result = {"student": job["student"], "status": "graded", "notes": [], "log": "", "autograded": None,
-              "grades": None, "timestamp": None, "worker": worker_address()}
-    with tempfile.TemporaryDirectory(prefix="cnnbook-grade-") as tmp:
+              "grades": None, "timestamp": None, "worker": worker_address() or "?"}
+    remove_stale_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         root = Path(tmp)
         write_tree(root, template.files)
         folders = template.folders
@@ -80,6 +82,15 @@ def task_threads(shares: dict[str, int]) -> int:
     return shares.get(address.split("://")[-1].rsplit(":", 1)[0], 1)
 
 
+def remove_stale_folders() -> None:
+    """Remove the temporary courses of grading processes that died (a killed worker cannot clean up;
+    each folder holds the assignment's solutions, readable by root only)."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
+        pid = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def worker_address() -> str | None:
     """The address of the Dask worker running this task (None outside one), for the log."""
     try:
@@ -93,20 +104,8 @@ def worker_address() -> str | None:
 def autograde_app(root: Path, assignment: str, student: str, overrides: dict):
     """nbgrader's Autograde for one student, configured by the course's own nbgrader_config.py."""
     from nbgrader.converters import Autograde
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
 
-    config = Config()
-    if (root / "nbgrader_config.py").is_file():
-        config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config())
-    config.merge(Config(overrides))
-    # The template's own gradebook and folder, whatever the course's configuration or environment says.
-    config.CourseDirectory.root = str(root)
-    config.CourseDirectory.db_url = f"sqlite:///{root / GRADEBOOK}"
-    coursedir = CourseDirectory(config=config)
-    coursedir.assignment_id, coursedir.student_id = assignment, student
-    app = Autograde(coursedir=coursedir, config=config)
+    app = course_app(Autograde, root, assignment, student, overrides)
     app.force, app.create_student = True, True
     return app
 
@@ -148,7 +147,8 @@ def _find_notebook(student_dir: Path, name: str, sources: dict, max_bytes: int) 
     return None, [f"{name} is missing (found: {', '.join(map(repr, present)) or 'no notebooks'})"]
 
 
-def prepare(student_dir: Path, sources: dict[str, dict], max_bytes: int = MAX_NOTEBOOK_BYTES) -> tuple[str | None, list[str]]:
+def prepare(student_dir: Path, sources: dict[str, dict],
+            max_bytes: int = MAX_NOTEBOOK_BYTES) -> tuple[str | None, list[str]]:
     """Check and sanitise one student's notebooks in place (a copy: the submitted files stay as they
     were). Returns (rejection status or None, notes)."""
     notes = _remove_links_and_special_files(student_dir, set(sources))

@@ -8,10 +8,7 @@ SQLite gradebook that knows the assignment. Each task unpacks it into a private 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,14 +63,58 @@ def _source_folder(course: Path, folders: dict[str, str], assignment: str) -> Pa
 
 
 def _generate(root: Path, assignment: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "NBGRADER_DB_URL"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    done = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", assignment, "--force",
-                           f"--CourseDirectory.root={root}", f"--CourseDirectory.db_url=sqlite:///{root / GRADEBOOK}"],
-                          cwd=root, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"error: nbgrader generate_assignment {assignment} failed in a temporary copy of "
-                         f"the course, so nothing was graded:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    """nbgrader's generate_assignment, in this process (no second start-up of nbgrader)."""
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.utils import capture_log
+
+    new_gradebook(root / GRADEBOOK)
+    app = course_app(GenerateAssignment, root, assignment)
+    app.force, app.create_assignment = True, True
+    outcome = capture_log(app)
+    if not outcome["success"]:
+        raise SystemExit(f"error: nbgrader generate_assignment {assignment} failed in a temporary copy of the "
+                         f"course, so nothing was graded:\n{outcome.get('log', '')[-2000:]}"
+                         f"{outcome.get('error', '')[-2000:]}")
+
+
+def new_gradebook(path: Path) -> None:
+    """An empty nbgrader gradebook at ``path``, as nbgrader makes one, but stamped with the schema version
+    read in this process: nbgrader asks a new ``alembic`` process for it, about 3 s per batch."""
+    from alembic.script import ScriptDirectory
+    from nbgrader.api import Base
+    from nbgrader.dbutil import ALEMBIC_DIR
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        Base.metadata.create_all(engine)
+        with engine.begin() as db:
+            db.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            db.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"),
+                       {"head": ScriptDirectory(ALEMBIC_DIR).get_current_head()})
+    finally:
+        engine.dispose()
+
+
+def course_app(converter, root: Path, assignment: str, student: str | None = None, overrides: dict | None = None):
+    """An nbgrader converter (GenerateAssignment, Autograde) for the small course at ``root``, configured
+    by the course's own nbgrader_config.py, with that course's folder and SQLite gradebook whatever the
+    configuration or the environment (NBGRADER_DB_URL) says."""
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = Config()
+    if (root / "nbgrader_config.py").is_file():
+        config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config())
+    config.merge(Config(overrides or {}))
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = f"sqlite:///{root / GRADEBOOK}"
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = assignment
+    if student is not None:
+        coursedir.student_id = student
+    return converter(coursedir=coursedir, config=config)
 
 
 def _digest(files: dict[str, bytes]) -> str:
