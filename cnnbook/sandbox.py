@@ -165,6 +165,13 @@ def _die_with_parent() -> None:
         pass
 
 
+def _parent_gone() -> bool:
+    """Whether the grader that started this launcher died before the death signal was asked for (killed
+    while Python started here): no signal will ever come, so the launcher must not start a kernel."""
+    expected = os.environ.get("JPY_PARENT_PID", "")
+    return expected.isdigit() and os.getppid() != int(expected)
+
+
 def _limits() -> dict:
     limits = dict(DEFAULT_LIMITS)
     if os.environ.get(ENV_LIMITS):
@@ -516,6 +523,8 @@ def _run(cmd: list[str], fds: list[int]) -> int:
 def launch(argv: list[str]) -> int:
     """Entry point of the kernelspec: ``launch <connection_file> [ipykernel args...]``."""
     _die_with_parent()
+    if _parent_gone():
+        return 1
     if not argv:
         print("usage: python -m cnnbook.sandbox launch <connection_file> [kernel args]", file=sys.stderr)
         return 2

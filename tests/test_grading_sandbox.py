@@ -564,3 +564,14 @@ def _kernel_folder(tmp_path: Path, name: str) -> Path:
     cwd = tmp_path / f"course-{name}" / "autograded" / "s1" / "ps1"
     cwd.mkdir(parents=True)
     return cwd
+
+
+def test_a_launcher_whose_grader_died_while_it_started_starts_no_kernel(monkeypatch):
+    # The death signal is asked for once Python runs; a grader killed before that sends none, so the
+    # launcher compares its parent with the one jupyter_client named (JPY_PARENT_PID) and gives up.
+    monkeypatch.setenv("JPY_PARENT_PID", str(os.getppid()))
+    assert not sandbox._parent_gone()
+    monkeypatch.setenv("JPY_PARENT_PID", str(os.getppid() + 1))
+    assert sandbox._parent_gone()
+    monkeypatch.delenv("JPY_PARENT_PID")
+    assert not sandbox._parent_gone()
