@@ -14,6 +14,7 @@ dying workers, reruns, clusters and gradebooks.
 6. PostgreSQL: generate_assignment, grade_batch --workers 2, generate_feedback and export against a
    real server.
 7. A gradebook URL that does not work: one line, exit code 1, nothing changed.
+8. A scheduler that cannot be reached (a malformed address, a closed port): one line, exit code 1.
 
 The ps1 courses (helpers.make_course) grade with a 10 s cell limit, so that the looping submission
 costs 10 s; the tiny courses are those of test_grader_inputs (a numpy ``double`` worth 2 points, its
@@ -628,3 +629,21 @@ def test_broken_gradebook_url_stops_in_one_line_and_changes_nothing(ps1_pair, po
         assert len(lines) == 1 and lines[0].startswith("error: cannot open the gradebook at 127.0.0.1:"), done.stderr
         assert words in lines[0] and "secret" not in lines[0] and "wrong" not in lines[0], lines[0]
         assert snapshot(serial / "autograded", report, serial / "grade_batch" / PS / "state.json") == before
+
+
+# --------------------------------------------------------------------------- 8. a scheduler that is not there
+
+
+def test_a_scheduler_that_cannot_be_reached_gives_one_line(tiny_course):
+    """A malformed address at once, an unreachable one after the 30 s connection timeout: one line that
+    says how to fix it, exit code 1, nothing graded or changed."""
+    submit(tiny_course, "s1", answer(tiny_course))
+    for address, reason in (("nonsense://x:1", "unknown address scheme 'nonsense'"),
+                            ("tcp://127.0.0.1:1", "Timed out trying to connect to tcp://127.0.0.1:1 after 30 s")):
+        start = time.monotonic()
+        done = grade_batch(tiny_course, TINY, "--scheduler", address, timeout=300)
+        lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert lines == [lines[0]] and f"cannot connect to the Dask scheduler at {address}: {reason}" in lines[0]
+        assert "--workers N" in lines[0] and time.monotonic() - start < 90
+        assert not (tiny_course / "autograded").exists()

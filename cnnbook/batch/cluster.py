@@ -40,13 +40,24 @@ def connect(workers: int | None = None, scheduler: str | None = None, scheduler_
 
     with dask.config.set(DASK_CONFIG):
         if scheduler or scheduler_file:
-            with Client(scheduler, scheduler_file=scheduler_file, timeout="30s") as client:
+            with _existing_cluster(Client, scheduler, scheduler_file) as client:
                 yield client
             return
         with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
                           host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR) as cluster:
             with Client(cluster) as client:
                 yield client
+
+
+def _existing_cluster(Client, scheduler: str | None, scheduler_file: str | None):
+    """A client of the scheduler at ``scheduler`` (or named in ``scheduler_file``), or a one-line error."""
+    where = scheduler or f"the address in {scheduler_file}"
+    try:
+        return Client(scheduler, scheduler_file=scheduler_file, timeout="30s")
+    except (OSError, ValueError) as exc:  # unreachable, refused, timed out, no such file, a malformed address
+        raise SystemExit(f"error: cannot connect to the Dask scheduler at {where}: {str(exc).splitlines()[0][:300]}. "
+                         "Fix: start the scheduler and its workers (book/instructors.md), check the address "
+                         "and the firewall, or grade on this machine with --workers N.") from None
 
 
 def thread_shares(client) -> dict[str, int]:
