@@ -17,7 +17,7 @@ dying workers, reruns, clusters and gradebooks.
 8. A scheduler that cannot be reached (a malformed address, a closed port): one line, exit code 1.
 
 The ps1 courses (helpers.make_course) grade with a 10 s cell limit, so that the looping submission
-costs 10 s; the tiny courses are those of test_grader_inputs (a numpy ``double`` worth 2 points, its
+costs 10 s; the tiny courses are tests/tiny_course.py's (a numpy ``double`` worth 2 points, its
 own checks module loaded from a path), which grade in about 2 s a student.
 """
 
