@@ -37,7 +37,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tiny_course import SOLUTION, answer, make_course as make_tiny_course, submit
+from tiny_course import CHECKS as TINY_CHECKS, SOLUTION, answer, make_course as make_tiny_course, submit
 from helpers import _env, code_cell, find_cell, grade_batch, make_course, nbgrader_db, solution_body
 
 from cnnbook import grade_batch as batch_cli
@@ -363,33 +363,13 @@ def test_worker_killed_while_grading_loses_nobody(tmp_path, tiny_course):
 
 # The tiny course's checks, with a grader crash: os._exit when the student's double returns 666s. A
 # student's code cannot kill the grader (it runs in the sandbox); a bug in the grader's checks could.
-KILLER_CHECKS = '''
-import os
-
-import numpy as np
-
-from cnnbook.grader.compare import array_mistake
-from cnnbook.grader.plan import Call, Check, Probe, Verdict
-
-NOTEBOOK = "tiny"
-HIDDEN_PACKAGES = ()
-
-
-def probes(rng):
-    return [Probe("double", [Call((np.array([1.0, 2.0]),), label="double([1, 2])")])]
-
-
-def judge(context):
-    [result] = context.results["double"]
-    got = result.array()
-    if got is not None and got.shape == (2,) and np.all(got == 666):
-        os._exit(1)  # the grading worker's process dies here
-    mistake = array_mistake(result, [2.0, 4.0], call="double([1, 2])")
-    return Verdict.failed(mistake) if mistake else Verdict.passed()
-
-
-CHECKS = [Check("test_double", judge, probe="double")]
-'''
+KILLER_CHECKS = TINY_CHECKS.replace("import numpy as np\n", "import os\n\nimport numpy as np\n", 1).replace(
+    '    [result] = context.results["double"]\n',
+    '    [result] = context.results["double"]\n'
+    "    got = result.array()\n"
+    "    if got is not None and got.shape == (2,) and np.all(got == 666):\n"
+    "        os._exit(1)  # the grading worker's process dies here\n", 1)
+assert KILLER_CHECKS.count("os._exit(1)") == 1 and KILLER_CHECKS.count("import os") == 1
 KILLER = "def double(x):\n    return np.full(2, 666.0)\n"
 
 

@@ -572,3 +572,34 @@ def test_feedback_page_runs_no_student_markup(markup):
     assert 'id="Student-heading"' in page and '<a href="https://numpy.org/doc/">the numpy docs</a>' in page
     assert f"data:image/png;base64,{PNG_1X1}" in page
     assert "Graded: passed (2 of 2 points)" in page
+
+
+def test_the_batch_reads_only_the_regular_files_of_a_submission(tmp_path):
+    """The batch's client may run as root: a link (to a file or a folder of secrets), a named pipe or a
+    huge file beside the notebook is left out unread, with a note; the notebook and a nested data file
+    are read. A worker's tree with a path that leaves its folder is refused."""
+    from cnnbook.batch.files import read_submission, write_tree
+
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "solutions.txt").write_text("SOLUTIONS")
+    folder = tmp_path / "submitted" / "s1" / "tiny"
+    (folder / "data").mkdir(parents=True)
+    (folder / "tiny.ipynb").write_text("{}")
+    (folder / "data" / "x.csv").write_text("1,2\n")
+    (folder / "link.txt").symlink_to(secrets_dir / "solutions.txt")
+    (folder / "linked-dir").symlink_to(secrets_dir)
+    os.mkfifo(folder / "pipe")
+    with open(folder / "huge.bin", "wb") as f:
+        f.truncate(2 * 2**20 + 1)
+    files, left_out = read_submission(folder, max_bytes=2 * 2**20)
+    assert files == {"data/x.csv": b"1,2\n", "tiny.ipynb": b"{}"}
+    assert left_out == {
+        "huge.bin": f"'huge.bin' is {2 * 2**20 + 1} bytes, more than the cap of {2 * 2**20} bytes: left out",
+        "link.txt": "'link.txt' is a symbolic link, not a file: left out",
+        "linked-dir": "'linked-dir' is a symbolic link, not a file: left out",
+        "pipe": "'pipe' is a named pipe (FIFO), not a file: left out",
+    }
+    with pytest.raises(ValueError, match="outside"):
+        write_tree(tmp_path / "out", {"../escaped.txt": b"x"})
+    assert not (tmp_path / "escaped.txt").exists()

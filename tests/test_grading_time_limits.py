@@ -25,7 +25,7 @@ from cnnbook import sandbox
 from cnnbook.grader import plan as plan_module
 from cnnbook.grader import trainer
 from cnnbook.grader.checks import ps1_convolution, ps2_pooling, ps3_mnist
-from cnnbook.grader.plan import PLAN_KEY, Call, Plan, Probe, time_budget
+from cnnbook.grader.plan import PLAN_KEY, Call, Plan, Probe
 from cnnbook.grader.preprocessors.readproberesults import RESULTS_KEY, STOPPED, ReadProbeResults
 from cnnbook.grader.preprocessors.sandboxedexecute import SandboxedExecute
 
@@ -38,18 +38,15 @@ LOOPS = "    while True:\n        pass\n"
 # --------------------------------------------------------------------------- declared limits
 
 
-def test_each_assignment_declares_its_time_budget():
-    for assignment in ("ps1-convolution", "ps2-pooling"):
-        budget = time_budget(assignment)
-        assert budget == {"cell_seconds": 30.0, "notebook_seconds": 110.0, "grader_seconds": 0.0}
+def test_each_assignment_declares_its_time_limits():
+    for module in (ps1_convolution, ps2_pooling):
+        plan = Plan(module, [])
+        assert (plan.cell_seconds, plan.notebook_seconds, getattr(module, "GRADER_SECONDS", 0)) == (30.0, 110.0, 0)
         # a looping cell costs at most 30 s, a notebook whose every answer loops at most 2 minutes
-        assert budget["cell_seconds"] <= 30 and budget["notebook_seconds"] <= 120
-    ps3 = time_budget("ps3-mnist")
-    assert ps3 == {"cell_seconds": ps3_mnist.CELL_SECONDS, "notebook_seconds": ps3_mnist.NOTEBOOK_SECONDS,
-                   "grader_seconds": float(trainer.DEFAULT_LIMITS["wall_seconds"])}
-    assert time_budget("anything", checks="cnnbook.grader.checks.ps2_pooling") == time_budget("ps2-pooling")
-    with pytest.raises(KeyError, match="no trusted checks"):
-        time_budget("ps9-unknown")
+        assert plan.cell_seconds <= 30 and plan.notebook_seconds <= 120
+    ps3 = Plan(ps3_mnist, [])
+    assert (ps3.cell_seconds, ps3.notebook_seconds) == (ps3_mnist.CELL_SECONDS, ps3_mnist.NOTEBOOK_SECONDS)
+    assert ps3_mnist.GRADER_SECONDS == trainer.DEFAULT_LIMITS["wall_seconds"]
 
 
 def test_a_plan_carries_its_modules_limits_and_none_when_it_declares_none():

@@ -9,7 +9,7 @@ An assignment's trusted comparison is a module (see :mod:`cnnbook.grader.checks`
 * ``CHECKS``: one :class:`Check` per graded cell, whose ``judge`` gets a :class:`Context` and returns
   a :class:`Verdict`;
 
-and may declare its time limits (see :func:`time_budget`): ``CELL_SECONDS``, the most one cell of the
+and may declare its time limits (read by :class:`Plan`): ``CELL_SECONDS``, the most one cell of the
 student's notebook may run (probe cells included); ``NOTEBOOK_SECONDS``, the most the whole notebook may
 take (every cell, probe cells, kernel starts, restarts and replays); ``GRADER_SECONDS``, what its checks
 take in the grader's own process (ps3's training). Without them: the course's ``Execute.timeout`` per
@@ -165,30 +165,6 @@ def _seconds(module, name: str) -> float | None:
         raise ValueError(f"{getattr(module, '__name__', module)}.{name} = {value!r}: a time limit is a "
                          "positive number of seconds")
     return float(value)
-
-
-def time_budget(assignment: str, checks: str | None = None) -> dict[str, float | None]:
-    """The wall-clock limits one student's submission of ``assignment`` is graded under, in seconds.
-
-    ``cell_seconds``: the most one cell of the notebook may run (None: the course's Execute.timeout;
-    when both are set, the smaller applies); ``notebook_seconds``: the most the whole notebook may take,
-    every cell, probe cells, kernel starts, restarts and replays included (None: no limit but the
-    cells' and restarts'); ``grader_seconds``: the most the trusted checks take afterwards in the
-    grader's own process (ps3's training; 0 for the others). A batch runner's limit per student is
-    ``notebook_seconds + grader_seconds`` plus nbgrader's own work (reading, sanitising, saving).
-    ``checks`` names the checks module when the course does not use the default one
-    (``AddProbeCells.checks``).
-    """
-    if checks is None:
-        from cnnbook.grader.preprocessors.addprobecells import DEFAULT_CHECKS
-
-        checks = DEFAULT_CHECKS.get(assignment)
-        if checks is None:
-            raise KeyError(f"no trusted checks for assignment {assignment!r}; known: {sorted(DEFAULT_CHECKS)}")
-    module = load_checks(checks)
-    return {"cell_seconds": _seconds(module, "CELL_SECONDS"),
-            "notebook_seconds": _seconds(module, "NOTEBOOK_SECONDS"),
-            "grader_seconds": _seconds(module, "GRADER_SECONDS") or 0.0}
 
 
 def grader_threads() -> int:

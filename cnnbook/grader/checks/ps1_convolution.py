@@ -17,7 +17,7 @@ NOTEBOOK = "convolution"
 HIDDEN_PACKAGES = ("tensorflow", "keras", "tf_keras", "scipy", "jax", "torch", "sklearn", "cv2",
                    "skimage", "numba")
 RANDOM_CASES = 60
-# Time limits (cnnbook.grader.plan.time_budget). The reference runs each cell, probe cells included, in
+# Time limits (read by cnnbook.grader.plan.Plan). The reference runs each cell, probe cells included, in
 # under 0.1 s and the whole notebook in about 2 s, kernel start included: a cell that runs 30 s loops.
 # The notebook's 110 s hold three such cells, the three kernel restarts after them, and the probe cells;
 # so a submission whose every answer loops is done within 2 minutes.

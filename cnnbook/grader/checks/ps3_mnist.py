@@ -16,7 +16,7 @@ NOTEBOOK = "mnist_cnn"
 HIDDEN_PACKAGES = ()  # the student's model needs TensorFlow
 # The graded training runs in the grader's process, after the notebook: time the batch runner allows.
 GRADER_SECONDS = trainer.DEFAULT_LIMITS["wall_seconds"]
-# The notebook only builds the model (cnnbook.grader.plan.time_budget). Its slowest cell, the import of
+# The notebook only builds the model (read by cnnbook.grader.plan.Plan). Its slowest cell, the import of
 # TensorFlow, took 2.5-3.6 s in the sandbox on 2 busy cores, the whole reference notebook 5-8 s; 60 s per cell
 # leaves room for a cold disk cache and a busy machine. The notebook's 240 s hold three cells that loop
 # (or train a model of the student's own), the kernel restarts after them, each re-importing TensorFlow,

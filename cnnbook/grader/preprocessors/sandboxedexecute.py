@@ -33,7 +33,7 @@ class SandboxedExecute(Execute):
     grading stops with the reason (unless ``require_sandbox`` is off, for trusted submissions only).
 
     Time: each cell may run the assignment's ``CELL_SECONDS`` (its checks module, see
-    :func:`cnnbook.grader.plan.time_budget`; ``timeout`` when it declares none, or when ``timeout`` is
+    :class:`cnnbook.grader.plan.Plan`; ``timeout`` when it declares none, or when ``timeout`` is
     smaller), and the whole notebook its ``NOTEBOOK_SECONDS``, counted from the start of the first kernel:
     every cell, probe cells, kernel restarts and replays. A cell gets at most the time the notebook has
     left; once that is used up, the remaining code cells are marked as not run. Why each probe cell was
