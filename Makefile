@@ -27,6 +27,7 @@ test-fast: data
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 setup: $(STAMP) $(NPM_STAMP)
 	@bash scripts/install-system-packages.sh

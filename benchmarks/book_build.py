@@ -41,8 +41,13 @@ OUT_JSON = ROOT / "benchmarks" / "results.json"
 # Training pages and the glued values that report their test accuracies.
 TRAINING_PAGES = {
     "mnist-cnn": ["port_accuracy", "improved_accuracy"],
-    "dense-vs-cnn": ["net1_accuracy", "net2_accuracy", "net2_epoch1_accuracy", "net2_scaled_accuracy",
-                     "improved_accuracy"],
+    "dense-vs-cnn": [
+        "net1_accuracy",
+        "net2_accuracy",
+        "net2_epoch1_accuracy",
+        "net2_scaled_accuracy",
+        "improved_accuracy",
+    ],
 }
 
 
@@ -100,7 +105,10 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary build folder")
     args = parser.parse_args(argv)
 
-    info = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": machine()}
+    info = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+    }
     build_path = Path(tempfile.mkdtemp(prefix="cnnbook-bench-"))
     build_dir = build_path / "_build"
     try:
@@ -121,7 +129,9 @@ def main(argv=None) -> int:
             if notebook.is_file():
                 glued = glued_values(notebook)
                 entry["accuracies"] = {name: glued.get(name) for name in names}
-                entry["training_seconds"] = {k: v for k, v in glued.items() if k.endswith("_seconds")}
+                entry["training_seconds"] = {
+                    k: v for k, v in glued.items() if k.endswith("_seconds")
+                }
             else:
                 entry["error"] = f"{notebook} does not exist: the page did not execute"
             pages[page] = entry
@@ -160,8 +170,10 @@ def markdown(info: dict) -> str:
         if "error" in entry:
             result = entry["error"]
         else:
-            result = ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                               for k, v in entry["accuracies"].items())
+            result = ", ".join(
+                f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                for k, v in entry["accuracies"].items()
+            )
         lines.append(f"| page `{page}` (execution) | {shown} | {result} |")
     return "\n".join(lines) + "\n"
 

@@ -46,7 +46,9 @@ from book_build import machine  # benchmarks/book_build.py
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from helpers import Course, make_course as make_test_course  # noqa: E402 - the tests' course builder
+from helpers import Course  # noqa: E402 - the tests' course builder
+from helpers import make_course as make_test_course  # noqa: E402
+
 BIN = ROOT / ".venv" / "bin"
 OUT_MD = ROOT / "benchmarks" / "grading-results.md"
 OUT_JSON = ROOT / "benchmarks" / "grading-results.json"
@@ -65,28 +67,39 @@ HOSTILE = {
 
 # Appended to the copied nbgrader_config.py for the unsandboxed comparison: the course's own
 # unsandboxed path (require_sandbox=False when bubblewrap is unusable), forced.
-NO_SANDBOX = '''
+NO_SANDBOX = """
 # --- benchmarks/grading.py: grade WITHOUT the sandbox, for comparison only ---
 import cnnbook.sandbox as _sandbox  # noqa: E402
 _sandbox.bwrap_problem = lambda: "sandbox switched off by benchmarks/grading.py"
 c.SandboxedExecute.require_sandbox = False
-'''
+"""
 
 
 def env() -> dict:
-    e = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-             TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    e = dict(
+        os.environ,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        TF_ENABLE_ONEDNN_OPTS="0",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
     e.pop("NBGRADER_DB_URL", None)  # the temporary course's own SQLite gradebook
     return e
 
 
-def run(course: Course, *cmd: str, timeout: float = 1800) -> tuple[float, subprocess.CompletedProcess]:
+def run(
+    course: Course, *cmd: str, timeout: float = 1800
+) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
-    done = subprocess.run(list(cmd), cwd=course.root, env=env(), capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        list(cmd), cwd=course.root, env=env(), capture_output=True, text=True, timeout=timeout
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0 and cmd[1:2] != ("-m",):
-        raise SystemExit(f"error: {' '.join(cmd)} failed in {course.root}:\n"
-                         f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"error: {' '.join(cmd)} failed in {course.root}:\n"
+            f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        )
     return seconds, done
 
 
@@ -97,7 +110,9 @@ def nbgrader(course: Course, *args: str) -> float:
 def make_course(ps: str, sandbox: bool = True) -> Course:
     """The tests' temporary course (this course's config and solutions, the release generated), with
     the sandbox switched off for the comparison run."""
-    return make_test_course((ps,), extra_config="" if sandbox else NO_SANDBOX, prefix="cnnbook-grading-bench-")
+    return make_test_course(
+        (ps,), extra_config="" if sandbox else NO_SANDBOX, prefix="cnnbook-grading-bench-"
+    )
 
 
 def reference_submission(course: Course, ps: str) -> dict:
@@ -117,7 +132,10 @@ def scores(course: Course, ps: str) -> dict:
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course.gradebook}") as gb:
-        return {s.student.id: [float(s.score), float(s.max_score)] for s in gb.assignment_submissions(ps)}
+        return {
+            s.student.id: [float(s.score), float(s.max_score)]
+            for s in gb.assignment_submissions(ps)
+        }
 
 
 def per_submission(courses: list, ps: str, students: int, sandbox: bool) -> dict:
@@ -128,15 +146,28 @@ def per_submission(courses: list, ps: str, students: int, sandbox: bool) -> dict
     for i in range(students):
         student = f"student{i + 1:02d}"
         submit(course, ps, student, nb)
-        seconds, done = run(course, str(BIN / "nbgrader"), "autograde", ps, "--student", student, "--force")
+        seconds, done = run(
+            course, str(BIN / "nbgrader"), "autograde", ps, "--student", student, "--force"
+        )
         if ("grading without a sandbox" in done.stderr.lower()) == sandbox:
-            raise SystemExit(f"error: expected grading {'with' if sandbox else 'without'} the sandbox:\n"
-                             f"{done.stderr[-2000:]}")
+            raise SystemExit(
+                f"error: expected grading {'with' if sandbox else 'without'} the sandbox:\n"
+                f"{done.stderr[-2000:]}"
+            )
         times.append(round(seconds, 2))
-        print(f"  {ps} {'sandbox' if sandbox else 'no sandbox'} {student}: {seconds:.1f} s", flush=True)
+        print(
+            f"  {ps} {'sandbox' if sandbox else 'no sandbox'} {student}: {seconds:.1f} s",
+            flush=True,
+        )
     got = scores(course, ps)
-    return {"assignment": ps, "sandbox": sandbox, "students": students, "seconds": times,
-            "mean_seconds": round(statistics.mean(times), 2), "scores": got}
+    return {
+        "assignment": ps,
+        "sandbox": sandbox,
+        "students": students,
+        "seconds": times,
+        "mean_seconds": round(statistics.mean(times), 2),
+        "scores": got,
+    }
 
 
 def batch(courses: list, students: int, hostile: list[str], workers: int) -> dict:
@@ -153,17 +184,35 @@ def batch(courses: list, students: int, hostile: list[str], workers: int) -> dic
         src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
         cell["source"] = HOSTILE[name] + src
         submit(course, ps, name, nb)
-    seconds, done = run(course, str(BIN / "python"), "-m", "cnnbook.grade_batch", ps, "--workers", str(workers),
-                        timeout=600 * students)
+    seconds, done = run(
+        course,
+        str(BIN / "python"),
+        "-m",
+        "cnnbook.grade_batch",
+        ps,
+        "--workers",
+        str(workers),
+        timeout=600 * students,
+    )
     report = course.root / "grade_batch" / ps / "report.csv"
     if not report.is_file():
-        raise SystemExit(f"error: grade_batch wrote no report:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+        raise SystemExit(
+            f"error: grade_batch wrote no report:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        )
     rows = list(csv.DictReader(report.open()))
     print(done.stdout, end="", flush=True)
-    return {"assignment": ps, "students": students, "hostile": hostile, "workers": workers,
-            "total_seconds": round(seconds, 1), "exit_code": done.returncode,
-            "status_counts": dict(collections.Counter(r["status"] for r in rows)),
-            "rows": [{k: r[k] for k in ("student", "status", "score", "max_score", "seconds")} for r in rows]}
+    return {
+        "assignment": ps,
+        "students": students,
+        "hostile": hostile,
+        "workers": workers,
+        "total_seconds": round(seconds, 1),
+        "exit_code": done.returncode,
+        "status_counts": dict(collections.Counter(r["status"] for r in rows)),
+        "rows": [
+            {k: r[k] for k in ("student", "status", "score", "max_score", "seconds")} for r in rows
+        ],
+    }
 
 
 def parallel(courses: list, students: int) -> dict:
@@ -179,21 +228,38 @@ def parallel(courses: list, students: int) -> dict:
     times = {"plain": nbgrader(course, "autograde", ps, "--force")}
     print(f"  plain nbgrader autograde: {times['plain']:.1f} s", flush=True)
     for workers in (1, 2):
-        seconds, done = run(course, str(BIN / "python"), "-m", "cnnbook.grade_batch", ps, "--force",
-                            "--workers", str(workers), timeout=600 * students)
+        seconds, done = run(
+            course,
+            str(BIN / "python"),
+            "-m",
+            "cnnbook.grade_batch",
+            ps,
+            "--force",
+            "--workers",
+            str(workers),
+            timeout=600 * students,
+        )
         if done.returncode != 0:
-            raise SystemExit(f"error: grade_batch --workers {workers} failed:\n"
-                             f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+            raise SystemExit(
+                f"error: grade_batch --workers {workers} failed:\n"
+                f"{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+            )
         rows = list(csv.DictReader((course.root / "grade_batch" / ps / "report.csv").open()))
         times[f"workers_{workers}"] = seconds
         times[f"task_seconds_{workers}"] = statistics.mean(float(r["seconds"]) for r in rows)
-        print(f"  grade_batch --workers {workers}: {seconds:.1f} s "
-              f"(mean task {times[f'task_seconds_{workers}']:.2f} s)", flush=True)
+        print(
+            f"  grade_batch --workers {workers}: {seconds:.1f} s "
+            f"(mean task {times[f'task_seconds_{workers}']:.2f} s)",
+            flush=True,
+        )
     got = scores(course, ps)
-    return {"students": students, **{k: round(v, 2) for k, v in times.items()},
-            "speedup": round(times["workers_1"] / times["workers_2"], 2),
-            "vs_plain": round(times["plain"] / times["workers_2"], 2),
-            "scores": sorted({f"{a:g}/{b:g}" for a, b in got.values()})}
+    return {
+        "students": students,
+        **{k: round(v, 2) for k, v in times.items()},
+        "speedup": round(times["workers_1"] / times["workers_2"], 2),
+        "vs_plain": round(times["plain"] / times["workers_2"], 2),
+        "scores": sorted({f"{a:g}/{b:g}" for a, b in got.values()}),
+    }
 
 
 def scheduler_overhead(tasks: int = 500) -> dict:
@@ -210,7 +276,11 @@ def scheduler_overhead(tasks: int = 500) -> dict:
         start = time.perf_counter()
         client.gather(client.map(int, range(tasks), pure=False))
         batched = (time.perf_counter() - start) / tasks
-    return {"tasks": tasks, "round_trip_ms": round(sequential * 1000, 2), "throughput_ms": round(batched * 1000, 3)}
+    return {
+        "tasks": tasks,
+        "round_trip_ms": round(sequential * 1000, 2),
+        "throughput_ms": round(batched * 1000, 3),
+    }
 
 
 PROJECTED_CORES = (8, 32, 128)
@@ -224,9 +294,17 @@ def projection(per_submission: dict[str, float], fixed_seconds: float) -> list[d
     rows = []
     for ps, seconds in per_submission.items():
         for students in PROJECTED_STUDENTS:
-            rows.append({"assignment": ps, "students": students, "seconds_each": seconds,
-                         **{f"cores_{c}": round((fixed_seconds + students * seconds / c) / 3600, 2)
-                            for c in PROJECTED_CORES}})
+            rows.append(
+                {
+                    "assignment": ps,
+                    "students": students,
+                    "seconds_each": seconds,
+                    **{
+                        f"cores_{c}": round((fixed_seconds + students * seconds / c) / 3600, 2)
+                        for c in PROJECTED_CORES
+                    },
+                }
+            )
     return rows
 
 
@@ -238,7 +316,8 @@ def write_results(result: dict) -> None:
         "",
         f"Measured {result['date']} on {m['nproc']} CPU(s), {m['cpu']}, Python {m['python']}; "
         f"load average before: {', '.join(f'{x:.2f}' for x in m['loadavg_before'])}"
-        + (" (**--quick** smoke run)" if result["quick"] else "") + ".",
+        + (" (**--quick** smoke run)" if result["quick"] else "")
+        + ".",
         "",
         "## Seconds per submission (`nbgrader autograde <ps> --student <id>`, kernel start-up included)",
         "",
@@ -248,18 +327,31 @@ def write_results(result: dict) -> None:
     for r in result["per_submission"]:
         sc = ", ".join(sorted({f"{s:g}/{mx:g}" for s, mx in r["scores"].values()}))
         ps = r["assignment"]
-        lines.append(f"| {ps} | {'yes' if r['sandbox'] else 'no'} | {r['students']} | "
-                     f"{r['mean_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['seconds'])} | {sc} | "
-                     f"{BASELINE[ps]:.1f} | at most {TARGET[ps]:.1f} |")
-    short = [f"{r['assignment']} ({s}: {sc:g}/{mx:g})"
-             for r in result["per_submission"] for s, (sc, mx) in r["scores"].items() if sc < mx]
+        lines.append(
+            f"| {ps} | {'yes' if r['sandbox'] else 'no'} | {r['students']} | "
+            f"{r['mean_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['seconds'])} | {sc} | "
+            f"{BASELINE[ps]:.1f} | at most {TARGET[ps]:.1f} |"
+        )
+    short = [
+        f"{r['assignment']} ({s}: {sc:g}/{mx:g})"
+        for r in result["per_submission"]
+        for s, (sc, mx) in r["scores"].items()
+        if sc < mx
+    ]
     if short:
-        lines += ["", "**Warning:** the reference solution did not get full marks in " + ", ".join(short)
-                  + ": look at the autograded notebook (run with --keep); nbgrader gives 0 points to a test "
-                  "cell with an error or any stderr output."]
+        lines += [
+            "",
+            "**Warning:** the reference solution did not get full marks in "
+            + ", ".join(short)
+            + ": look at the autograded notebook (run with --keep); nbgrader gives 0 points to a test "
+            "cell with an error or any stderr output.",
+        ]
     if result.get("sandbox_overhead_percent") is not None:
-        lines += ["", f"Sandbox overhead on ps1-convolution: {result['sandbox_overhead_percent']:+.1f} % "
-                      "(mean with sandbox vs without)."]
+        lines += [
+            "",
+            f"Sandbox overhead on ps1-convolution: {result['sandbox_overhead_percent']:+.1f} % "
+            "(mean with sandbox vs without).",
+        ]
     b = result["batch"]
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(b["status_counts"].items()))
     lines += [
@@ -271,10 +363,14 @@ def write_results(result: dict) -> None:
         f"| {b['students']} | {', '.join(b['hostile'])} | {b['total_seconds']:.1f} | "
         f"{b['total_seconds'] / b['students']:.1f} | {counts} |",
         "",
-        "Per hostile student: " + "; ".join(
+        "Per hostile student: "
+        + "; ".join(
             f"{r['student']}: {r['status']} ({r['score'] or '-'}/{r['max_score'] or '-'}) "
             f"in {float(r['seconds']):.1f} s"
-            for r in b["rows"] if r["student"] in b["hostile"]) + ".",
+            for r in b["rows"]
+            if r["student"] in b["hostile"]
+        )
+        + ".",
         "",
     ]
     lines += parallel_lines(result)
@@ -307,26 +403,42 @@ def parallel_lines(result: dict) -> list[str]:
         f"From the seconds per submission measured above on one worker, plus {result['fixed_seconds']:.0f} s "
         "fixed per batch (template and cluster start), assuming linear scaling across worker cores:",
         "",
-        "| assignment | students | s per submission | " + " | ".join(f"{c} cores" for c in PROJECTED_CORES) + " |",
+        "| assignment | students | s per submission | "
+        + " | ".join(f"{c} cores" for c in PROJECTED_CORES)
+        + " |",
         "|---|---|---|" + "---|" * len(PROJECTED_CORES),
     ]
     for r in result["projection"]:
-        lines.append(f"| {r['assignment']} | {r['students']} | {r['seconds_each']:.1f} | "
-                     + " | ".join(f"{r[f'cores_{c}']:.2f}" for c in PROJECTED_CORES) + " |")
+        lines.append(
+            f"| {r['assignment']} | {r['students']} | {r['seconds_each']:.1f} | "
+            + " | ".join(f"{r[f'cores_{c}']:.2f}" for c in PROJECTED_CORES)
+            + " |"
+        )
     return lines + [""]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="1 student per assignment, a batch of 6 with 1 hostile, "
-                        "8 in the parallel comparison")
-    parser.add_argument("--students", type=int, default=40, help="submissions in the parallel comparison "
-                        "(default: %(default)s)")
-    parser.add_argument("--keep", action="store_true", help="keep the temporary course folders (path printed)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 student per assignment, a batch of 6 with 1 hostile, 8 in the parallel comparison",
+    )
+    parser.add_argument(
+        "--students",
+        type=int,
+        default=40,
+        help="submissions in the parallel comparison (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary course folders (path printed)"
+    )
     args = parser.parse_args(argv)
     if not (BIN / "nbgrader").is_file():
-        print(f"error: {BIN / 'nbgrader'} not found. Fix: set up the project's .venv first (make book).",
-              file=sys.stderr)
+        print(
+            f"error: {BIN / 'nbgrader'} not found. Fix: set up the project's .venv first (make book).",
+            file=sys.stderr,
+        )
         return 2
     if args.quick:
         counts = {"ps1-convolution": 1, "ps2-pooling": 1, "ps3-mnist": 1}
@@ -334,8 +446,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         counts = {"ps1-convolution": 3, "ps2-pooling": 3, "ps3-mnist": 1}
         batch_students, hostile, parallel_students = 30, list(HOSTILE), args.students
-    result = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "quick": args.quick,
-              "machine": machine()}
+    result = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": machine(),
+    }
     print(f"machine: {result['machine']}", flush=True)
     courses = []
     try:
@@ -349,15 +464,27 @@ def main(argv: list[str] | None = None) -> int:
         result["per_submission"] = runs
         with_sb = next(r for r in runs if r["assignment"] == "ps1-convolution" and r["sandbox"])
         without = next(r for r in runs if r["assignment"] == "ps1-convolution" and not r["sandbox"])
-        result["sandbox_overhead_percent"] = round(100 * (with_sb["mean_seconds"] / without["mean_seconds"] - 1), 1)
+        result["sandbox_overhead_percent"] = round(
+            100 * (with_sb["mean_seconds"] / without["mean_seconds"] - 1), 1
+        )
         # ps1 from the batch on one worker; ps2 and ps3 from one `nbgrader autograde` process per student
         # (nbgrader's start-up included, so an upper bound).
-        each = {"ps1-convolution": p["task_seconds_1"],
-                **{r["assignment"]: r["mean_seconds"] for r in runs
-                   if r["sandbox"] and r["assignment"] != "ps1-convolution"}}
-        result["fixed_seconds"] = round(max(0.0, p["workers_1"] - p["students"] * p["task_seconds_1"]), 1)
+        each = {
+            "ps1-convolution": p["task_seconds_1"],
+            **{
+                r["assignment"]: r["mean_seconds"]
+                for r in runs
+                if r["sandbox"] and r["assignment"] != "ps1-convolution"
+            },
+        }
+        result["fixed_seconds"] = round(
+            max(0.0, p["workers_1"] - p["students"] * p["task_seconds_1"]), 1
+        )
         result["projection"] = projection(each, result["fixed_seconds"])
-        print(f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), 2 workers:", flush=True)
+        print(
+            f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), 2 workers:",
+            flush=True,
+        )
         result["batch"] = batch(courses, batch_students, hostile, workers=2)
         # Last: the LocalCluster it starts in this process leaves threads behind that would slow the
         # measurements after it (ps3's training took 57 s instead of 36 s).

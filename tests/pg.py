@@ -37,11 +37,15 @@ def bin_dir() -> Path:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3])
+    )
     if versions:
         return Path(versions[-1]).parent
-    raise PostgresNotInstalled("PostgreSQL's server (initdb, pg_ctl) is not installed: run "
-                               "`bash scripts/install-system-packages.sh` (Debian's postgresql package)")
+    raise PostgresNotInstalled(
+        "PostgreSQL's server (initdb, pg_ctl) is not installed: run "
+        "`bash scripts/install-system-packages.sh` (Debian's postgresql package)"
+    )
 
 
 def free_port() -> int:
@@ -65,12 +69,19 @@ class PostgresServer:
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         """A PostgreSQL binary run as the server's owner; an error with its output when it fails."""
         prefix = ["runuser", "-u", RUN_AS, "--"] if self.as_root else []
-        done = subprocess.run([*prefix, str(self.bin / args[0]), *args[1:]], capture_output=True, text=True,
-                              timeout=120, cwd=self.folder)
+        done = subprocess.run(
+            [*prefix, str(self.bin / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.folder,
+        )
         if done.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.is_file() else ""
-            raise RuntimeError(f"{args[0]} failed ({done.returncode}):\n"
-                               f"{done.stdout[-2000:]}{done.stderr[-2000:]}\n{log}")
+            raise RuntimeError(
+                f"{args[0]} failed ({done.returncode}):\n"
+                f"{done.stdout[-2000:]}{done.stderr[-2000:]}\n{log}"
+            )
         return done
 
     def start(self) -> PostgresServer:
@@ -78,10 +89,27 @@ class PostgresServer:
         if self.as_root:
             owner = pwd.getpwnam(RUN_AS)
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "-E", "UTF8", "--locale=C",
-                  "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync")
-        settings = {"listen_addresses": "'127.0.0.1'", "port": self.port, "unix_socket_directories": f"'{self.folder}'",
-                    "fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        self._run(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            SUPERUSER,
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "--no-sync",
+        )
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": self.port,
+            "unix_socket_directories": f"'{self.folder}'",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+        }
         with open(self.data / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write("".join(f"{key} = {value}\n" for key, value in settings.items()))
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
@@ -92,8 +120,13 @@ class PostgresServer:
         """Run one statement as the superuser, outside a transaction (CREATE/DROP DATABASE need that)."""
         import psycopg
 
-        with psycopg.connect(host=str(self.folder), port=self.port, user=SUPERUSER, dbname="postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            host=str(self.folder),
+            port=self.port,
+            user=SUPERUSER,
+            dbname="postgres",
+            autocommit=True,
+        ) as conn:
             conn.execute(sql)
 
     def fresh_database(self, name: str = "cnn_course") -> str:

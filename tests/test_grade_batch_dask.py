@@ -37,8 +37,18 @@ from pathlib import Path
 
 import psutil
 import pytest
-from tiny_course import CHECKS as TINY_CHECKS, SOLUTION, answer, make_course as make_tiny_course, submit
 from helpers import _env, code_cell, find_cell, grade_batch, make_course, nbgrader_db, solution_body
+from tiny_course import (
+    CHECKS as TINY_CHECKS,
+)
+from tiny_course import (
+    SOLUTION,
+    answer,
+    submit,
+)
+from tiny_course import (
+    make_course as make_tiny_course,
+)
 
 from cnnbook import grade_batch as batch_cli
 from cnnbook import sandbox
@@ -101,9 +111,14 @@ def gradebook(url: str, assignment: str, course_id: str) -> dict[str, tuple]:
     from nbgrader.api import Gradebook
 
     with Gradebook(url, course_id) as gb:
-        return {s.student.id: (float(s.score), float(s.max_score),
-                               {g.name: float(g.score) for nb in s.notebooks for g in nb.grades})
-                for s in gb.assignment_submissions(assignment)}
+        return {
+            s.student.id: (
+                float(s.score),
+                float(s.max_score),
+                {g.name: float(g.score) for nb in s.notebooks for g in nb.grades},
+            )
+            for s in gb.assignment_submissions(assignment)
+        }
 
 
 def ps1_gradebook(root: Path) -> dict[str, tuple]:
@@ -118,7 +133,7 @@ def snapshot(*paths: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under ``paths``: {path: (content, mtime in ns)}."""
     found = {}
     for path in paths:
-        for file in ([path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())):
+        for file in [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()):
             found[str(file)] = (file.read_bytes(), file.stat().st_mtime_ns)
     return found
 
@@ -131,7 +146,9 @@ def outputs(root: Path, assignment: str) -> dict[str, tuple[bytes, int]]:
 
 def leftovers(root: Path) -> list[str]:
     """Half-swapped folders replace_folder would leave in autograded/."""
-    return sorted(str(p) for pattern in (".*.new-*", ".*.old-*") for p in (root / "autograded").rglob(pattern))
+    return sorted(
+        str(p) for pattern in (".*.new-*", ".*.old-*") for p in (root / "autograded").rglob(pattern)
+    )
 
 
 def result_lines(stdout: str, students) -> dict[str, int]:
@@ -148,15 +165,22 @@ def worker_of(log: Path) -> str:
 
 def remove_grading_folder(folder: Path) -> None:
     """The temporary course of a task whose worker was killed: nothing was left to remove it."""
-    assert folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith("cnnbook-grade-"), folder
+    assert folder.parent == Path(tempfile.gettempdir()) and folder.name.startswith(
+        "cnnbook-grade-"
+    ), folder
     shutil.rmtree(folder, ignore_errors=True)
 
 
 def start_batch(root: Path, assignment: str, *args: str, log: Path) -> subprocess.Popen:
     """``python -m cnnbook.grade_batch`` in the background, its output into ``log`` (a pipe could fill)."""
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", "cnnbook.grade_batch", assignment, "--course", str(root),
-                                 *args], cwd=root, env=_env(), stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "cnnbook.grade_batch", assignment, "--course", str(root), *args],
+            cwd=root,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def wait_until(condition, timeout: float, what: str, step: float = 0.05):
@@ -218,11 +242,26 @@ def kernel_of(worker: psutil.Process) -> psutil.Process | None:
 # The 12 students of test 1, with what they should get: (status, score or None).
 PS1_EXPECTED = {
     "a-correct": ("graded", 18.0),
-    "b-renamed": ("graded", 18.0),  # the only notebook, named my-convolution.ipynb: taken as convolution.ipynb
-    "c-flipped": ("graded", 13.0),  # conv2d flips the filter: orientation (2) and random cases (3) lost
-    "d-size-off": ("graded", 16.0),  # output_size one too small for VALID: both output_size cells (2) lost
-    "e-raises": ("graded", 16.0),  # the conv2d_params cell raises: both conv2d_params cells (2) lost
-    "f-loops": ("graded (cell timed out)", 16.0),  # output_size loops on an unknown padding: its probe hangs
+    "b-renamed": (
+        "graded",
+        18.0,
+    ),  # the only notebook, named my-convolution.ipynb: taken as convolution.ipynb
+    "c-flipped": (
+        "graded",
+        13.0,
+    ),  # conv2d flips the filter: orientation (2) and random cases (3) lost
+    "d-size-off": (
+        "graded",
+        16.0,
+    ),  # output_size one too small for VALID: both output_size cells (2) lost
+    "e-raises": (
+        "graded",
+        16.0,
+    ),  # the conv2d_params cell raises: both conv2d_params cells (2) lost
+    "f-loops": (
+        "graded (cell timed out)",
+        16.0,
+    ),  # output_size loops on an unknown padding: its probe hangs
     "g-edge-zeros": ("graded", 16.0),  # edge_map has the right shape, wrong values (2 points)
     "h-blank": ("graded", 0.0),  # the release as it was handed out
     "i-malformed": ("unreadable notebook", None),
@@ -230,13 +269,20 @@ PS1_EXPECTED = {
     "k-empty": ("missing notebook", None),  # an empty folder
     "l-absent": ("no submission", None),  # submitted/l-absent/ without ps1-convolution/
 }
-FLIPPED_CONV2D_LINE = ("    w = np.asarray(w, dtype=float)\n", "    w = np.asarray(w, dtype=float)[::-1, ::-1]\n")
-SIZE_OFF = ('def output_size(n, k, stride=1, padding="valid"):\n    if str(padding).lower() == "same":\n'
-            '        return -(-n // stride)\n    if str(padding).lower() == "valid":\n'
-            '        return (n - k) // stride\n    raise ValueError(padding)\n')
-LOOPS = ('def output_size(n, k, stride=1, padding="valid"):\n    if str(padding).lower() == "same":\n'
-         '        return -(-n // stride)\n    if str(padding).lower() == "valid":\n'
-         '        return (n - k) // stride + 1\n    while True:\n        pass\n')
+FLIPPED_CONV2D_LINE = (
+    "    w = np.asarray(w, dtype=float)\n",
+    "    w = np.asarray(w, dtype=float)[::-1, ::-1]\n",
+)
+SIZE_OFF = (
+    'def output_size(n, k, stride=1, padding="valid"):\n    if str(padding).lower() == "same":\n'
+    '        return -(-n // stride)\n    if str(padding).lower() == "valid":\n'
+    "        return (n - k) // stride\n    raise ValueError(padding)\n"
+)
+LOOPS = (
+    'def output_size(n, k, stride=1, padding="valid"):\n    if str(padding).lower() == "same":\n'
+    '        return -(-n // stride)\n    if str(padding).lower() == "valid":\n'
+    "        return (n - k) // stride + 1\n    while True:\n        pass\n"
+)
 
 
 def submit_ps1_class(course) -> None:
@@ -254,10 +300,14 @@ def submit_ps1_class(course) -> None:
         "g-edge-zeros": {"edge_map": "edge_map = np.zeros((5, 5))\n"},
     }
     for student, cells in solved.items():
-        course.submit(student, PS, course.submission(PS, NOTEBOOK, cells, honest=True), notebook=NOTEBOOK)
+        course.submit(
+            student, PS, course.submission(PS, NOTEBOOK, cells, honest=True), notebook=NOTEBOOK
+        )
     course.submit("b-renamed", PS, honest, name="my-convolution.ipynb")
     course.submit("h-blank", PS, course.release_notebook(PS, NOTEBOOK), notebook=NOTEBOOK)
-    course.submit("i-malformed", PS, b'{"cells": [{"cell_type": "code", "source": "x = 1"', notebook=NOTEBOOK)
+    course.submit(
+        "i-malformed", PS, b'{"cells": [{"cell_type": "code", "source": "x = 1"', notebook=NOTEBOOK
+    )
     course.submit("j-missing", PS, None, files={"notes.txt": "I could not save my notebook"})
     course.submit("k-empty", PS, None)
     (course.submitted / "l-absent").mkdir()
@@ -288,12 +338,19 @@ def test_parallel_grading_equals_serial_grading(ps1_pair):
     for workers, (done, took) in runs.items():
         print(f"\n--workers {workers}: {took:.0f} s\n{done.stdout}")
         assert done.returncode == 1, done.stderr[-3000:]  # some students were not graded
-        assert result_lines(done.stdout, PS1_EXPECTED) == dict.fromkeys(PS1_EXPECTED, 1), done.stdout
+        assert result_lines(done.stdout, PS1_EXPECTED) == dict.fromkeys(PS1_EXPECTED, 1), (
+            done.stdout
+        )
     reports = [read_report(root, PS) for root in (serial, parallel)]
-    columns = [{s: (row["status"], row["score"], row["max_score"]) for s, row in report.items()} for report in reports]
+    columns = [
+        {s: (row["status"], row["score"], row["max_score"]) for s, row in report.items()}
+        for report in reports
+    ]
     assert columns[0] == columns[1]
-    expected = {s: (status, "" if score is None else str(score), "" if score is None else str(POINTS))
-                for s, (status, score) in PS1_EXPECTED.items()}
+    expected = {
+        s: (status, "" if score is None else str(score), "" if score is None else str(POINTS))
+        for s, (status, score) in PS1_EXPECTED.items()
+    }
     assert columns[0] == expected, reports[0]
     books = [ps1_gradebook(root) for root in (serial, parallel)]
     assert books[0] == books[1]
@@ -333,8 +390,13 @@ def test_worker_killed_while_grading_loses_nobody(tmp_path, tiny_course):
         client = start_batch(root, TINY, "--workers", "2", log=log)
         try:
             parent = psutil.Process(client.pid)
-            busy = wait_until(lambda: next(((w, k) for w in worker_processes(parent) if (k := kernel_of(w))), None),
-                              120, "a worker grading a student")
+            busy = wait_until(
+                lambda: next(
+                    ((w, k) for w in worker_processes(parent) if (k := kernel_of(w))), None
+                ),
+                120,
+                "a worker grading a student",
+            )
             worker, kernel = busy
             killed_cwd = kernel.cwd()
             worker.send_signal(signal.SIGKILL)
@@ -347,9 +409,12 @@ def test_worker_killed_while_grading_loses_nobody(tmp_path, tiny_course):
         print(f"\nkilled worker {worker.pid} while its kernel ran in {killed_cwd}")
         assert result_lines(stdout, expected) == dict.fromkeys(expected, 1), stdout[-3000:]
         report = read_report(root, TINY)
-        assert {s: (row["status"], row["score"], row["max_score"]) for s, row in report.items()} == \
-            {s: ("graded", str(score), "2.0") for s, score in expected.items()}
-        assert {s: v[:2] for s, v in tiny_gradebook(root).items()} == {s: (score, 2.0) for s, score in expected.items()}
+        assert {
+            s: (row["status"], row["score"], row["max_score"]) for s, row in report.items()
+        } == {s: ("graded", str(score), "2.0") for s, score in expected.items()}
+        assert {s: v[:2] for s, v in tiny_gradebook(root).items()} == {
+            s: (score, 2.0) for s, score in expected.items()
+        }
         logs = root / "grade_batch" / TINY / "logs"
         assert sorted(p.stem for p in logs.glob("*.log")) == sorted(expected)
         assert all("status: graded" in (logs / f"{s}.log").read_text() for s in expected)
@@ -363,12 +428,16 @@ def test_worker_killed_while_grading_loses_nobody(tmp_path, tiny_course):
 
 # The tiny course's checks, with a grader crash: os._exit when the student's double returns 666s. A
 # student's code cannot kill the grader (it runs in the sandbox); a bug in the grader's checks could.
-KILLER_CHECKS = TINY_CHECKS.replace("import numpy as np\n", "import os\n\nimport numpy as np\n", 1).replace(
+KILLER_CHECKS = TINY_CHECKS.replace(
+    "import numpy as np\n", "import os\n\nimport numpy as np\n", 1
+).replace(
     '    [result] = context.results["double"]\n',
     '    [result] = context.results["double"]\n'
     "    got = result.array()\n"
     "    if got is not None and got.shape == (2,) and np.all(got == 666):\n"
-    "        os._exit(1)  # the grading worker's process dies here\n", 1)
+    "        os._exit(1)  # the grading worker's process dies here\n",
+    1,
+)
 assert KILLER_CHECKS.count("os._exit(1)") == 1 and KILLER_CHECKS.count("import os") == 1
 KILLER = "def double(x):\n    return np.full(2, 666.0)\n"
 
@@ -388,13 +457,26 @@ def test_submission_that_kills_workers_is_given_up_and_the_batch_goes_on(tmp_pat
         assert done.returncode == 1, done.stderr[-3000:]
         report = read_report(root, TINY)
         assert {s: (row["status"], row["score"]) for s, row in report.items()} == {
-            "dask-killer": (KILLED_STATUS, ""), "b-honest": ("graded", "2.0"), "c-honest": ("graded", "2.0"),
-            "d-honest": ("graded", "2.0"), "e-wrong": ("graded", "0.0")}
-        assert "the grading worker died 3 times while grading this submission" in report["dask-killer"]["notes"]
+            "dask-killer": (KILLED_STATUS, ""),
+            "b-honest": ("graded", "2.0"),
+            "c-honest": ("graded", "2.0"),
+            "d-honest": ("graded", "2.0"),
+            "e-wrong": ("graded", "0.0"),
+        }
+        assert (
+            "the grading worker died 3 times while grading this submission"
+            in report["dask-killer"]["notes"]
+        )
         assert set(tiny_gradebook(root)) == {"b-honest", "c-honest", "d-honest", "e-wrong"}
         assert not (root / "autograded" / "dask-killer").exists()
-        assert f"status: {KILLED_STATUS}" in (root / "grade_batch" / TINY / "logs" / "dask-killer.log").read_text()
-        assert "grade-dask-killer-" in done.stderr and "marked as failed because 3 workers died" in done.stderr
+        assert (
+            f"status: {KILLED_STATUS}"
+            in (root / "grade_batch" / TINY / "logs" / "dask-killer.log").read_text()
+        )
+        assert (
+            "grade-dask-killer-" in done.stderr
+            and "marked as failed because 3 workers died" in done.stderr
+        )
         assert took < 150, f"the batch took {took:.0f} s"
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -405,7 +487,9 @@ def test_submission_that_kills_workers_is_given_up_and_the_batch_goes_on(tmp_pat
 # --------------------------------------------------------------------------- 4. reruns
 
 
-def test_reruns_grade_only_what_changed_and_an_interrupted_batch_keeps_its_results(tmp_path, capsys, tiny_course):
+def test_reruns_grade_only_what_changed_and_an_interrupted_batch_keeps_its_results(
+    tmp_path, capsys, tiny_course
+):
     root = tiny_course
     students = ["s1", "s2", "s3", "s4"]
     logs = root / "grade_batch" / TINY / "logs"
@@ -417,7 +501,9 @@ def test_reruns_grade_only_what_changed_and_an_interrupted_batch_keeps_its_resul
             """The students a run graded."""
             start = time.monotonic()
             rows = batch_cli.grade(root, TINY, list(only) or None, scheduler=address, force=force)
-            print(f"run {only or ''} {'--force' if force else ''}: {time.monotonic() - start:.1f} s")
+            print(
+                f"run {only or ''} {'--force' if force else ''}: {time.monotonic() - start:.1f} s"
+            )
             return sorted(row["student"] for row in rows)
 
         try:
@@ -442,16 +528,27 @@ def test_reruns_grade_only_what_changed_and_an_interrupted_batch_keeps_its_resul
             assert grade("s2") == ["s2"]
             report = read_report(root, TINY)
             assert (report["s2"]["status"], report["s2"]["score"]) == ("graded", "0.0")
-            assert {s: report[s] for s in ("s1", "s3", "s4")} == {s: old[s] for s in ("s1", "s3", "s4")}
+            assert {s: report[s] for s in ("s1", "s3", "s4")} == {
+                s: old[s] for s in ("s1", "s3", "s4")
+            }
             after = outputs(root, TINY)
-            changed = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
-            assert changed and all("/s2/" in p or p.endswith(("/s2.log", "/gradebook.db", "/state.json"))
-                                   for p in changed), changed
+            changed = sorted(
+                path for path in set(before) | set(after) if before.get(path) != after.get(path)
+            )
+            assert changed and all(
+                "/s2/" in p or p.endswith(("/s2.log", "/gradebook.db", "/state.json"))
+                for p in changed
+            ), changed
 
             # A plain rerun grades the other changed student only.
             assert grade() == ["s3"]
             assert read_report(root, TINY)["s3"]["score"] == "2.0"
-            assert {s: v[0] for s, v in tiny_gradebook(root).items()} == {"s1": 2.0, "s2": 0.0, "s3": 2.0, "s4": 2.0}
+            assert {s: v[0] for s, v in tiny_gradebook(root).items()} == {
+                "s1": 2.0,
+                "s2": 0.0,
+                "s3": 2.0,
+                "s4": 2.0,
+            }
 
             # --force grades everyone again.
             mtimes = {s: (logs / f"{s}.log").stat().st_mtime_ns for s in students}
@@ -462,10 +559,19 @@ def test_reruns_grade_only_what_changed_and_an_interrupted_batch_keeps_its_resul
             graded = read_state(root, TINY)
             for student in students:
                 submit(root, student, sleepy(root, WRONG, 1))
-            client = start_batch(root, TINY, "--scheduler", address, log=tmp_path / "interrupted.txt")
+            client = start_batch(
+                root, TINY, "--scheduler", address, log=tmp_path / "interrupted.txt"
+            )
             try:
-                wait_until(lambda: [s for s, row in read_state(root, TINY).items() if row["hash"] != graded[s]["hash"]],
-                           180, "the first new result in state.json")
+                wait_until(
+                    lambda: [
+                        s
+                        for s, row in read_state(root, TINY).items()
+                        if row["hash"] != graded[s]["hash"]
+                    ],
+                    180,
+                    "the first new result in state.json",
+                )
                 client.send_signal(signal.SIGINT)
                 code = client.wait(60)
             finally:
@@ -475,16 +581,22 @@ def test_reruns_grade_only_what_changed_and_an_interrupted_batch_keeps_its_resul
             kept = sorted(s for s in students if state[s]["hash"] != graded[s]["hash"])
             print(f"\ninterrupted (exit code {code}) with {kept} recorded:\n{said[-1500:]}")
             assert code == 130 and 1 <= len(kept) < len(students), said[-3000:]
-            assert "interrupted: every result that arrived is recorded" in said and "Traceback" not in said, said
+            assert (
+                "interrupted: every result that arrived is recorded" in said
+                and "Traceback" not in said
+            ), said
             assert all(state[s]["score"] == 0.0 and state[s]["status"] == "graded" for s in kept)
             assert leftovers(root) == []
             kept_logs = {s: (logs / f"{s}.log").stat().st_mtime_ns for s in kept}
             assert grade() == sorted(set(students) - set(kept))
             assert {s: (logs / f"{s}.log").stat().st_mtime_ns for s in kept} == kept_logs
             report = read_report(root, TINY)
-            assert {s: (row["status"], row["score"]) for s, row in report.items()} == \
-                dict.fromkeys(students, ("graded", "0.0"))
-            assert {s: v[0] for s, v in tiny_gradebook(root).items()} == dict.fromkeys(students, 0.0)
+            assert {s: (row["status"], row["score"]) for s, row in report.items()} == dict.fromkeys(
+                students, ("graded", "0.0")
+            )
+            assert {s: v[0] for s, v in tiny_gradebook(root).items()} == dict.fromkeys(
+                students, 0.0
+            )
         finally:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -496,8 +608,13 @@ def dask_process(*args: str, log: Path) -> subprocess.Popen:
     """``python -m distributed.cli.<args>`` on 127.0.0.1, non-daemonic workers (grading starts processes)."""
     env = {**_env(), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     with open(log, "w") as out:
-        return subprocess.Popen([sys.executable, "-m", *args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                cwd=log.parent)
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=log.parent,
+        )
 
 
 def test_existing_cluster_by_scheduler_file_and_address(tmp_path, tiny_course):
@@ -505,15 +622,35 @@ def test_existing_cluster_by_scheduler_file_and_address(tmp_path, tiny_course):
 
     root = tiny_course
     file = tmp_path / "scheduler.json"
-    scheduler = dask_process("distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
-                             "--scheduler-file", str(file), "--no-dashboard", log=tmp_path / "scheduler.log")
+    scheduler = dask_process(
+        "distributed.cli.dask_scheduler",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--scheduler-file",
+        str(file),
+        "--no-dashboard",
+        log=tmp_path / "scheduler.log",
+    )
     worker = None
     try:
-        wait_until(lambda: file.is_file() and file.stat().st_size, 60, "the scheduler file", step=0.2)
+        wait_until(
+            lambda: file.is_file() and file.stat().st_size, 60, "the scheduler file", step=0.2
+        )
         address = json.loads(file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
-        worker = dask_process("distributed.cli.dask_worker", "--scheduler-file", str(file), "--nthreads", "1",
-                              "--host", "127.0.0.1", "--no-dashboard", log=tmp_path / "worker.log")
+        worker = dask_process(
+            "distributed.cli.dask_worker",
+            "--scheduler-file",
+            str(file),
+            "--nthreads",
+            "1",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+            log=tmp_path / "worker.log",
+        )
         with Client(scheduler_file=str(file), timeout="30s") as client:
             client.wait_for_workers(1, timeout=60)
             [worker_address] = client.scheduler_info()["workers"]
@@ -524,11 +661,17 @@ def test_existing_cluster_by_scheduler_file_and_address(tmp_path, tiny_course):
         submit(root, "c-right", answer(root))
         done = grade_batch(root, TINY, "--scheduler", address, timeout=600)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        assert result_lines(done.stdout, ["a-right", "b-wrong", "c-right"]) == {"a-right": 0, "b-wrong": 0,
-                                                                               "c-right": 1}
+        assert result_lines(done.stdout, ["a-right", "b-wrong", "c-right"]) == {
+            "a-right": 0,
+            "b-wrong": 0,
+            "c-right": 1,
+        }
         report = read_report(root, TINY)
         assert {s: (row["status"], row["score"]) for s, row in report.items()} == {
-            "a-right": ("graded", "2.0"), "b-wrong": ("graded", "0.0"), "c-right": ("graded", "2.0")}
+            "a-right": ("graded", "2.0"),
+            "b-wrong": ("graded", "0.0"),
+            "c-right": ("graded", "2.0"),
+        }
         logs = root / "grade_batch" / TINY / "logs"
         for student in report:
             assert f"worker: {worker_address}," in (logs / f"{student}.log").read_text(), student
@@ -544,16 +687,24 @@ def test_existing_cluster_by_scheduler_file_and_address(tmp_path, tiny_course):
 # --------------------------------------------------------------------------- 6. PostgreSQL
 
 
-def grade_batch_db(course, db_url: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def grade_batch_db(
+    course, db_url: str, *args: str, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """``python -m cnnbook.grade_batch <args>`` in the course folder with NBGRADER_DB_URL=``db_url``."""
-    return subprocess.run([sys.executable, "-m", "cnnbook.grade_batch", *args, "--course", str(course.root)],
-                          cwd=course.root, env={**_env(), "NBGRADER_DB_URL": db_url}, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "cnnbook.grade_batch", *args, "--course", str(course.root)],
+        cwd=course.root,
+        env={**_env(), "NBGRADER_DB_URL": db_url},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_whole_workflow_against_postgresql(postgres_url):
     course = make_course(assignments=(), prefix="cnnbook-dask-pg-")
     try:
+
         def run(*args):
             done = nbgrader_db(course, postgres_url, *args)
             assert done.returncode == 0, f"nbgrader {' '.join(args)}:\n{done.stderr[-3000:]}"
@@ -562,22 +713,38 @@ def test_whole_workflow_against_postgresql(postgres_url):
         course.submit("kim", PS, course.submission(PS, NOTEBOOK, honest=True), notebook=NOTEBOOK)
         source = course.source_notebook(PS, NOTEBOOK)
         flipped = solution_body(find_cell(source, "conv2d")).replace(*FLIPPED_CONV2D_LINE)
-        course.submit("lee", PS, course.submission(PS, NOTEBOOK, {"conv2d": flipped}, honest=True), notebook=NOTEBOOK)
+        course.submit(
+            "lee",
+            PS,
+            course.submission(PS, NOTEBOOK, {"conv2d": flipped}, honest=True),
+            notebook=NOTEBOOK,
+        )
         done = grade_batch_db(course, postgres_url, PS, "--workers", "2")
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         run("generate_feedback", PS)
         run("export", "--to", "grades.csv")
 
-        assert not course.gradebook.exists(), "grade_batch wrote a SQLite gradebook instead of PostgreSQL's"
+        assert not course.gradebook.exists(), (
+            "grade_batch wrote a SQLite gradebook instead of PostgreSQL's"
+        )
         book = gradebook(postgres_url, PS, "cnn-course")
-        assert {s: v[:2] for s, v in book.items()} == {"kim": (POINTS, POINTS), "lee": (13.0, POINTS)}
-        assert book["lee"][2]["test_conv2d_random_cases"] == 0 and book["kim"][2]["test_conv2d_random_cases"] == 3
+        assert {s: v[:2] for s, v in book.items()} == {
+            "kim": (POINTS, POINTS),
+            "lee": (13.0, POINTS),
+        }
+        assert (
+            book["lee"][2]["test_conv2d_random_cases"] == 0
+            and book["kim"][2]["test_conv2d_random_cases"] == 3
+        )
         report = read_report(course.root, PS)
-        assert {s: (row["status"], row["score"], row["max_score"]) for s, row in report.items()} == {
-            "kim": ("graded", "18.0", "18.0"), "lee": ("graded", "13.0", "18.0")}
+        assert {
+            s: (row["status"], row["score"], row["max_score"]) for s, row in report.items()
+        } == {"kim": ("graded", "18.0", "18.0"), "lee": ("graded", "13.0", "18.0")}
         with open(course.root / "grades.csv", newline="", encoding="utf-8") as f:
-            exported = {row["student_id"]: (row["assignment"], float(row["score"]), float(row["max_score"]))
-                        for row in csv.DictReader(f)}
+            exported = {
+                row["student_id"]: (row["assignment"], float(row["score"]), float(row["max_score"]))
+                for row in csv.DictReader(f)
+            }
         assert exported == {"kim": (PS, POINTS, POINTS), "lee": (PS, 13.0, POINTS)}
         assert "18.0 / 18.0" in course.feedback_html("kim", PS, NOTEBOOK)
         assert "13.0 / 18.0" in course.feedback_html("lee", PS, NOTEBOOK)
@@ -599,16 +766,33 @@ def test_broken_gradebook_url_stops_in_one_line_and_changes_nothing(ps1_pair, po
     report = serial / "grade_batch" / PS / "report.csv"
     before = snapshot(serial / "autograded", report, serial / "grade_batch" / PS / "state.json")
     (serial / "submitted" / "a-correct" / PS / "extra.txt").write_text("changed: would be regraded")
-    urls = {f"postgresql://grader:secret@127.0.0.1:{closed_port()}/cnn_course": "Connection refused",
-            postgres_server.url().replace(":secret@", ":wrong@"): "password authentication failed"}
+    urls = {
+        f"postgresql://grader:secret@127.0.0.1:{closed_port()}/cnn_course": "Connection refused",
+        postgres_server.url().replace(":secret@", ":wrong@"): "password authentication failed",
+    }
     for url, words in urls.items():
-        done = subprocess.run([sys.executable, "-m", "cnnbook.grade_batch", PS, "--workers", "1"], cwd=serial,
-                              env={**_env(), "NBGRADER_DB_URL": url}, capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "cnnbook.grade_batch", PS, "--workers", "1"],
+            cwd=serial,
+            env={**_env(), "NBGRADER_DB_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         lines = done.stderr.strip().splitlines()
-        assert done.returncode == 1 and done.stdout == "", (done.returncode, done.stdout, done.stderr)
-        assert len(lines) == 1 and lines[0].startswith("error: cannot open the gradebook at 127.0.0.1:"), done.stderr
+        assert done.returncode == 1 and done.stdout == "", (
+            done.returncode,
+            done.stdout,
+            done.stderr,
+        )
+        assert len(lines) == 1 and lines[0].startswith(
+            "error: cannot open the gradebook at 127.0.0.1:"
+        ), done.stderr
         assert words in lines[0] and "secret" not in lines[0] and "wrong" not in lines[0], lines[0]
-        assert snapshot(serial / "autograded", report, serial / "grade_batch" / PS / "state.json") == before
+        assert (
+            snapshot(serial / "autograded", report, serial / "grade_batch" / PS / "state.json")
+            == before
+        )
 
 
 # --------------------------------------------------------------------------- 8. a scheduler that is not there
@@ -618,12 +802,17 @@ def test_a_scheduler_that_cannot_be_reached_gives_one_line(tiny_course):
     """A malformed address at once, an unreachable one after the 30 s connection timeout: one line that
     says how to fix it, exit code 1, nothing graded or changed."""
     submit(tiny_course, "s1", answer(tiny_course))
-    for address, reason in (("nonsense://x:1", "unknown address scheme 'nonsense'"),
-                            ("tcp://127.0.0.1:1", "Timed out trying to connect to tcp://127.0.0.1:1 after 30 s")):
+    for address, reason in (
+        ("nonsense://x:1", "unknown address scheme 'nonsense'"),
+        ("tcp://127.0.0.1:1", "Timed out trying to connect to tcp://127.0.0.1:1 after 30 s"),
+    ):
         start = time.monotonic()
         done = grade_batch(tiny_course, TINY, "--scheduler", address, timeout=300)
         lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-        assert lines == [lines[0]] and f"cannot connect to the Dask scheduler at {address}: {reason}" in lines[0]
+        assert (
+            lines == [lines[0]]
+            and f"cannot connect to the Dask scheduler at {address}: {reason}" in lines[0]
+        )
         assert "--workers N" in lines[0] and time.monotonic() - start < 90
         assert not (tiny_course / "autograded").exists()

@@ -21,9 +21,14 @@ from cnnbook.grader.checks import ps1_convolution, ps2_pooling
 from cnnbook.grader.inprocess import judge_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
-PS = {"ps1": ("solutions/ps1-convolution/convolution.ipynb", ps1_convolution),
-      "ps2": ("solutions/ps2-pooling/pooling.ipynb", ps2_pooling)}
-SOLVED = {"ps1": ("edge_map", "output_size", "conv2d", "conv2d_params"), "ps2": ("max_pool2d", "avg_pool2d")}
+PS = {
+    "ps1": ("solutions/ps1-convolution/convolution.ipynb", ps1_convolution),
+    "ps2": ("solutions/ps2-pooling/pooling.ipynb", ps2_pooling),
+}
+SOLVED = {
+    "ps1": ("edge_map", "output_size", "conv2d", "conv2d_params"),
+    "ps2": ("max_pool2d", "avg_pool2d"),
+}
 
 
 def notebook(ps: str, folder: str = "solutions") -> dict:
@@ -58,7 +63,9 @@ def namespace(ps: str, *grade_ids: str, extra: str = "", folder: str = "solution
 def grade(ps: str, *grade_ids: str, extra: str = "", folder: str = "solutions") -> dict:
     """The grader's verdicts for these solution cells plus ``extra`` (the student's code cells)."""
     ns = namespace(ps, *grade_ids, extra=extra, folder=folder)
-    cells = [{"source": cell(ps, gid, folder), "metadata": {}} for gid in grade_ids] + [{"source": extra}]
+    cells = [{"source": cell(ps, gid, folder), "metadata": {}} for gid in grade_ids] + [
+        {"source": extra}
+    ]
     return judge_namespace(PS[ps][1], ns, cells, seed=20261130)
 
 
@@ -67,7 +74,10 @@ def lost(verdicts: dict) -> list[str]:
 
 
 def points(ps: str, verdicts: dict) -> float:
-    meta = {c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"] for c in notebook(ps)["cells"]}
+    meta = {
+        c["metadata"]["nbgrader"]["grade_id"]: c["metadata"]["nbgrader"]
+        for c in notebook(ps)["cells"]
+    }
     return sum(meta[gid]["points"] * v.fraction for gid, v in verdicts.items())
 
 
@@ -75,10 +85,20 @@ def random_conv_cases(n: int, seed: int):
     rng = np.random.default_rng(seed)
     for _ in range(n):
         kh, kw = (int(v) for v in rng.integers(1, 6, size=2))
-        stride = int(rng.integers(1, 4)) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(1, 4, size=2))
+        stride = (
+            int(rng.integers(1, 4))
+            if rng.random() < 0.5
+            else tuple(int(v) for v in rng.integers(1, 4, size=2))
+        )
         padding = str(rng.choice(["valid", "same"]))
-        x = rng.normal(size=(int(rng.integers(1, 3)), int(rng.integers(kh, 12)), int(rng.integers(kw, 12)),
-                             int(rng.integers(1, 4))))
+        x = rng.normal(
+            size=(
+                int(rng.integers(1, 3)),
+                int(rng.integers(kh, 12)),
+                int(rng.integers(kw, 12)),
+                int(rng.integers(1, 4)),
+            )
+        )
         w = rng.normal(size=(kh, kw, x.shape[3], int(rng.integers(1, 4))))
         yield x, w, stride, padding
 
@@ -86,12 +106,24 @@ def random_conv_cases(n: int, seed: int):
 def random_pool_cases(n: int, seed: int):
     rng = np.random.default_rng(seed)
     for i in range(n):
-        k = int(rng.integers(1, 4)) if rng.random() < 0.6 else tuple(int(v) for v in rng.integers(1, 4, size=2))
+        k = (
+            int(rng.integers(1, 4))
+            if rng.random() < 0.6
+            else tuple(int(v) for v in rng.integers(1, 4, size=2))
+        )
         kh, kw = (k, k) if np.ndim(k) == 0 else k
-        s = [None, int(rng.integers(1, 4)), tuple(int(v) for v in rng.integers(1, 4, size=2))][i % 3]
+        s = [None, int(rng.integers(1, 4)), tuple(int(v) for v in rng.integers(1, 4, size=2))][
+            i % 3
+        ]
         padding = str(rng.choice(["valid", "same"]))
-        x = rng.normal(size=(int(rng.integers(1, 3)), int(rng.integers(kh, 10)), int(rng.integers(kw, 10)),
-                             int(rng.integers(1, 4))))
+        x = rng.normal(
+            size=(
+                int(rng.integers(1, 3)),
+                int(rng.integers(kh, 10)),
+                int(rng.integers(kw, 10)),
+                int(rng.integers(1, 4)),
+            )
+        )
         yield x, k, s, padding
 
 
@@ -105,12 +137,16 @@ def tf():
 
 # --- the grader's references (and the solutions) equal TensorFlow -----------------------------
 
+
 def test_conv2d_reference_equals_tf_nn_conv2d(tf):
     solution = namespace("ps1", "conv2d")["conv2d"]
     for x, w, stride, padding in random_conv_cases(150, seed=1):
-        expected = tf.nn.conv2d(x.astype("float32"), w.astype("float32"), strides=stride,
-                                padding=padding.upper()).numpy()
-        np.testing.assert_allclose(ps1_convolution.conv2d(x, w, stride, padding), expected, rtol=1e-4, atol=1e-4)
+        expected = tf.nn.conv2d(
+            x.astype("float32"), w.astype("float32"), strides=stride, padding=padding.upper()
+        ).numpy()
+        np.testing.assert_allclose(
+            ps1_convolution.conv2d(x, w, stride, padding), expected, rtol=1e-4, atol=1e-4
+        )
         np.testing.assert_allclose(solution(x, w, stride, padding), expected, rtol=1e-4, atol=1e-4)
 
 
@@ -127,8 +163,12 @@ def test_pool_reference_equals_tf_nn_pool(tf, kind):
     tf_pool = tf.nn.max_pool2d if kind == "max" else tf.nn.avg_pool2d
     reduce = ps2_pooling.REDUCE[f"{kind}_pool2d"]
     for x, k, s, padding in random_pool_cases(150, seed=2):
-        expected = tf_pool(x.astype("float32"), ksize=k, strides=k if s is None else s, padding=padding.upper()).numpy()
-        np.testing.assert_allclose(ps2_pooling.pool2d(x, k, s, padding, reduce), expected, rtol=1e-5, atol=1e-5)
+        expected = tf_pool(
+            x.astype("float32"), ksize=k, strides=k if s is None else s, padding=padding.upper()
+        ).numpy()
+        np.testing.assert_allclose(
+            ps2_pooling.pool2d(x, k, s, padding, reduce), expected, rtol=1e-5, atol=1e-5
+        )
         np.testing.assert_allclose(solution(x, k, s, padding), expected, rtol=1e-5, atol=1e-5)
 
 
@@ -140,25 +180,42 @@ def test_output_size_and_params_references_equal_tensorflow(tf):
             assert ps1_convolution.output_size(n, k, s, padding) == got
     layer = tf.keras.layers.Conv2D(7, (2, 3), use_bias=False)
     layer.build((None, 9, 9, 4))
-    assert ps1_convolution.conv2d_params((2, 3), 4, 7, use_bias=False) == layer.count_params() == 168
+    assert (
+        ps1_convolution.conv2d_params((2, 3), 4, 7, use_bias=False) == layer.count_params() == 168
+    )
 
 
 def test_seed_numbers(tf):
     """The seeds' walkthrough numbers, from TensorFlow itself, are the ones the visible tests expect."""
     image = np.arange(1, 10, dtype="float32").reshape(1, 3, 3, 1)
     ones = np.ones((2, 2, 1, 1), "float32")
-    assert tf.nn.conv2d(image, ones, 1, "VALID").numpy()[0, :, :, 0].tolist() == [[12, 16], [24, 28]]
-    assert tf.nn.conv2d(image, ones, 1, "SAME").numpy()[0, :, :, 0].tolist() == [[12, 16, 9], [24, 28, 15], [15, 17, 9]]
+    assert tf.nn.conv2d(image, ones, 1, "VALID").numpy()[0, :, :, 0].tolist() == [
+        [12, 16],
+        [24, 28],
+    ]
+    assert tf.nn.conv2d(image, ones, 1, "SAME").numpy()[0, :, :, 0].tolist() == [
+        [12, 16, 9],
+        [24, 28, 15],
+        [15, 17, 9],
+    ]
     maps = tf.nn.conv2d(image, ones * np.array([1, 10, -1], "float32"), 1, "VALID")
     pooled = tf.nn.max_pool2d(maps, 2, 1, "SAME").numpy()[0]
-    assert pooled[..., 2].tolist() == [[-12, -16], [-24, -28]]   # padding never wins (seed 001's -12)
+    assert pooled[..., 2].tolist() == [
+        [-12, -16],
+        [-24, -28],
+    ]  # padding never wins (seed 001's -12)
     assert pooled[..., 1].tolist() == [[280, 280], [280, 280]]
     assert "[[[[12], [16]], [[24], [28]]]]" in cell("ps1", "test_conv2d_seed_examples")
     assert "[[[[28, 280, -12], [28, 280, -16]], [[28, 280, -24], [28, 280, -28]]]]" in cell(
-        "ps2", "test_max_pool_seed_example")
+        "ps2", "test_max_pool_seed_example"
+    )
     layer = tf.keras.layers.Conv2D(50, 3)
     layer.build((None, 14, 14, 75))
-    assert layer.count_params() == namespace("ps1", "conv2d_params")["conv2d_params"](3, 75, 50) == 33800
+    assert (
+        layer.count_params()
+        == namespace("ps1", "conv2d_params")["conv2d_params"](3, 75, 50)
+        == 33800
+    )
 
 
 def test_edge_map_answer_is_what_tensorflow_computes(tf):
@@ -173,13 +230,19 @@ def test_edge_map_answer_is_what_tensorflow_computes(tf):
 
 # --- solutions earn everything; unsolved work earns nothing -----------------------------------
 
+
 @pytest.mark.parametrize("ps", list(PS))
 def test_solutions_earn_every_point_and_pass_their_visible_tests(ps):
     verdicts = grade(ps, *SOLVED[ps])
     assert lost(verdicts) == [] and sorted(verdicts) == sorted(c.grade_id for c in PS[ps][1].CHECKS)
-    graded = [c["metadata"]["nbgrader"]["grade_id"] for c in notebook(ps)["cells"]
-              if c["metadata"]["nbgrader"].get("grade")]
-    assert sorted(graded) == sorted(verdicts), "every graded cell of the notebook has exactly one trusted check"
+    graded = [
+        c["metadata"]["nbgrader"]["grade_id"]
+        for c in notebook(ps)["cells"]
+        if c["metadata"]["nbgrader"].get("grade")
+    ]
+    assert sorted(graded) == sorted(verdicts), (
+        "every graded cell of the notebook has exactly one trusted check"
+    )
     ns = namespace(ps, *SOLVED[ps])
     for grade_id in graded:
         run_cell(cell(ps, grade_id), ns)
@@ -204,74 +267,163 @@ def wrong(source: str, old: str, new: str) -> str:
     return source.replace(old, new)
 
 
-TOP_LEFT_CONV = wrong(CONV_SOLUTION, "pads.append((total // 2, total - total // 2))",
-                      "pads.append((total - total // 2, total // 2))")
+TOP_LEFT_CONV = wrong(
+    CONV_SOLUTION,
+    "pads.append((total // 2, total - total // 2))",
+    "pads.append((total - total // 2, total // 2))",
+)
 # mistake: (wrong code, visible test cell, its message, graded cells the grader fails, the grader's words)
 CONV_MISTAKES = {
     "flipped kernel": (
         wrong(CONV_SOLUTION, "np.tensordot(window, w,", "np.tensordot(window, w[::-1, ::-1],"),
-        "test_conv2d_kernel_orientation_and_channels", "you flipped the filter (true convolution)",
-        ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_random_cases"], "you flipped the filter"),
+        "test_conv2d_kernel_orientation_and_channels",
+        "you flipped the filter (true convolution)",
+        ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_random_cases"],
+        "you flipped the filter",
+    ),
     "height/width swapped": (
-        wrong(CONV_SOLUTION, "np.tensordot(window, w,", "np.tensordot(window, w.transpose(1, 0, 2, 3),"),
-        "test_conv2d_kernel_orientation_and_channels", "height and width are swapped",
-        ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_random_cases"], "height and width are swapped"),
+        wrong(
+            CONV_SOLUTION,
+            "np.tensordot(window, w,",
+            "np.tensordot(window, w.transpose(1, 0, 2, 3),",
+        ),
+        "test_conv2d_kernel_orientation_and_channels",
+        "height and width are swapped",
+        ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_random_cases"],
+        "height and width are swapped",
+    ),
     "channels first": (
         wrong(CONV_SOLUTION, "    return out\n", "    return out.transpose(0, 3, 1, 2)\n"),
-        "test_conv2d_kernel_orientation_and_channels", "yours is channels-first",
-        ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_random_cases", "test_conv2d_seed_examples",
-         "test_conv2d_stride_and_same_padding"], "yours is channels-first"),
+        "test_conv2d_kernel_orientation_and_channels",
+        "yours is channels-first",
+        [
+            "test_conv2d_kernel_orientation_and_channels",
+            "test_conv2d_random_cases",
+            "test_conv2d_seed_examples",
+            "test_conv2d_stride_and_same_padding",
+        ],
+        "yours is channels-first",
+    ),
     "top-left SAME": (
-        TOP_LEFT_CONV, "test_conv2d_seed_examples", "yours are at the top/left",
-        ["test_conv2d_random_cases", "test_conv2d_seed_examples", "test_conv2d_stride_and_same_padding"],
-        "bottom/right; yours went on the top/left"),
+        TOP_LEFT_CONV,
+        "test_conv2d_seed_examples",
+        "yours are at the top/left",
+        [
+            "test_conv2d_random_cases",
+            "test_conv2d_seed_examples",
+            "test_conv2d_stride_and_same_padding",
+        ],
+        "bottom/right; yours went on the top/left",
+    ),
     "symmetric SAME": (
-        wrong(CONV_SOLUTION, "pads.append((total // 2, total - total // 2))",
-              "pads.append(((k - 1) // 2, (k - 1) // 2))"),
-        "test_conv2d_seed_examples", "SAME padding keeps the size when stride is 1",
-        ["test_conv2d_random_cases", "test_conv2d_seed_examples", "test_conv2d_stride_and_same_padding"],
-        "not the same number on every side"),
+        wrong(
+            CONV_SOLUTION,
+            "pads.append((total // 2, total - total // 2))",
+            "pads.append(((k - 1) // 2, (k - 1) // 2))",
+        ),
+        "test_conv2d_seed_examples",
+        "SAME padding keeps the size when stride is 1",
+        [
+            "test_conv2d_random_cases",
+            "test_conv2d_seed_examples",
+            "test_conv2d_stride_and_same_padding",
+        ],
+        "not the same number on every side",
+    ),
     "stride off by one (ceil)": (
-        wrong(CONV_SOLUTION, "out_h = (x.shape[1] - kh) // sh + 1", "out_h = -(-(x.shape[1] - kh) // sh) + 1")
+        wrong(
+            CONV_SOLUTION,
+            "out_h = (x.shape[1] - kh) // sh + 1",
+            "out_h = -(-(x.shape[1] - kh) // sh) + 1",
+        )
         .replace("out_w = (x.shape[2] - kw) // sw + 1", "out_w = -(-(x.shape[2] - kw) // sw) + 1")
-        .replace("x[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]",
-                 "np.pad(x, ((0, 0), (0, kh), (0, kw), (0, 0)))[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]"),
-        "test_conv2d_stride_and_same_padding", "the window moves `stride` cells at a time",
-        ["test_conv2d_random_cases", "test_conv2d_stride_and_same_padding"], "wrong output shape"),
+        .replace(
+            "x[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]",
+            "np.pad(x, ((0, 0), (0, kh), (0, kw), (0, 0)))[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]",
+        ),
+        "test_conv2d_stride_and_same_padding",
+        "the window moves `stride` cells at a time",
+        ["test_conv2d_random_cases", "test_conv2d_stride_and_same_padding"],
+        "wrong output shape",
+    ),
     "last window missing": (
-        wrong(CONV_SOLUTION, "out_h = (x.shape[1] - kh) // sh + 1", "out_h = (x.shape[1] - kh) // sh")
-        .replace("out_w = (x.shape[2] - kw) // sw + 1", "out_w = (x.shape[2] - kw) // sw"),
-        "test_conv2d_stride_and_same_padding", "you stopped one window early",
-        ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_random_cases", "test_conv2d_seed_examples",
-         "test_conv2d_stride_and_same_padding"], "wrong output shape"),
+        wrong(
+            CONV_SOLUTION, "out_h = (x.shape[1] - kh) // sh + 1", "out_h = (x.shape[1] - kh) // sh"
+        ).replace("out_w = (x.shape[2] - kw) // sw + 1", "out_w = (x.shape[2] - kw) // sw"),
+        "test_conv2d_stride_and_same_padding",
+        "you stopped one window early",
+        [
+            "test_conv2d_kernel_orientation_and_channels",
+            "test_conv2d_random_cases",
+            "test_conv2d_seed_examples",
+            "test_conv2d_stride_and_same_padding",
+        ],
+        "wrong output shape",
+    ),
 }
 
 POOL_MISTAKES = {
     "zero padding in max pooling": (
-        wrong(POOL_SOLUTION, "out[:, i, j, :] = x[:, r0:r1, c0:c1, :].max(axis=(1, 2))",
-              "out[:, i, j, :] = np.maximum(x[:, r0:r1, c0:c1, :].max(axis=(1, 2)), "
-              "0 if (r1 - r0, c1 - c0) != (kh, kw) else -np.inf)"),
-        "test_max_pool_seed_example", "yours padded with 0",
-        ["test_max_pool_random_cases", "test_max_pool_seed_example"], "yours padded with 0"),
+        wrong(
+            POOL_SOLUTION,
+            "out[:, i, j, :] = x[:, r0:r1, c0:c1, :].max(axis=(1, 2))",
+            "out[:, i, j, :] = np.maximum(x[:, r0:r1, c0:c1, :].max(axis=(1, 2)), "
+            "0 if (r1 - r0, c1 - c0) != (kh, kw) else -np.inf)",
+        ),
+        "test_max_pool_seed_example",
+        "yours padded with 0",
+        ["test_max_pool_random_cases", "test_max_pool_seed_example"],
+        "yours padded with 0",
+    ),
     "averaging over padded cells": (
-        wrong(POOL_SOLUTION, "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
-              "x[:, r0:r1, c0:c1, :].sum(axis=(1, 2)) / (kh * kw)"),
-        "test_avg_pool_examples", "yours also counted the padded cells",
-        ["test_avg_pool_examples", "test_avg_pool_random_cases"], "yours also counted the padded cells"),
+        wrong(
+            POOL_SOLUTION,
+            "x[:, r0:r1, c0:c1, :].mean(axis=(1, 2))",
+            "x[:, r0:r1, c0:c1, :].sum(axis=(1, 2)) / (kh * kw)",
+        ),
+        "test_avg_pool_examples",
+        "yours also counted the padded cells",
+        ["test_avg_pool_examples", "test_avg_pool_random_cases"],
+        "yours also counted the padded cells",
+    ),
     "stride None taken as 1": (
-        wrong(POOL_SOLUTION, "stride = (kh, kw) if stride is None else stride",
-              "stride = 1 if stride is None else stride"),
-        "test_max_pool_stride_and_shapes", "stride=None means stride = pool_size",
-        ["test_avg_pool_examples", "test_avg_pool_random_cases", "test_max_pool_random_cases",
-         "test_max_pool_stride_and_shapes"], "stride=None means stride = pool_size"),
+        wrong(
+            POOL_SOLUTION,
+            "stride = (kh, kw) if stride is None else stride",
+            "stride = 1 if stride is None else stride",
+        ),
+        "test_max_pool_stride_and_shapes",
+        "stride=None means stride = pool_size",
+        [
+            "test_avg_pool_examples",
+            "test_avg_pool_random_cases",
+            "test_max_pool_random_cases",
+            "test_max_pool_stride_and_shapes",
+        ],
+        "stride=None means stride = pool_size",
+    ),
     "top-left SAME in pooling": (
-        wrong(POOL_SOLUTION, "before = max((count - 1) * s + k - n, 0) // 2",
-              "before = -(-max((count - 1) * s + k - n, 0) // 2)"),
-        "test_avg_pool_examples", "yours is at the top/left",
-        ["test_avg_pool_examples", "test_avg_pool_random_cases", "test_max_pool_random_cases",
-         "test_max_pool_seed_example", "test_max_pool_stride_and_shapes"], "yours is at the top/left"),
+        wrong(
+            POOL_SOLUTION,
+            "before = max((count - 1) * s + k - n, 0) // 2",
+            "before = -(-max((count - 1) * s + k - n, 0) // 2)",
+        ),
+        "test_avg_pool_examples",
+        "yours is at the top/left",
+        [
+            "test_avg_pool_examples",
+            "test_avg_pool_random_cases",
+            "test_max_pool_random_cases",
+            "test_max_pool_seed_example",
+            "test_max_pool_stride_and_shapes",
+        ],
+        "yours is at the top/left",
+    ),
 }
-MISTAKES = {**{("ps1", k): v for k, v in CONV_MISTAKES.items()}, **{("ps2", k): v for k, v in POOL_MISTAKES.items()}}
+MISTAKES = {
+    **{("ps1", k): v for k, v in CONV_MISTAKES.items()},
+    **{("ps2", k): v for k, v in POOL_MISTAKES.items()},
+}
 
 
 @pytest.mark.parametrize("ps, mistake", list(MISTAKES))
@@ -293,8 +445,13 @@ def test_grader_names_the_mistake_and_takes_only_its_points(ps, mistake):
 
 
 def test_output_size_verdict_gives_the_rule_not_the_answer():
-    verdicts = grade("ps1", "edge_map", "conv2d", "conv2d_params",
-                     extra="def output_size(n, k, stride=1, padding='valid'):\n    return (n - k) // stride + 1\n")
+    verdicts = grade(
+        "ps1",
+        "edge_map",
+        "conv2d",
+        "conv2d_params",
+        extra="def output_size(n, k, stride=1, padding='valid'):\n    return (n - k) // stride + 1\n",
+    )
     assert lost(verdicts) == ["test_output_size_all_sizes", "test_output_size_examples"]
     message = verdicts["test_output_size_examples"].message
     assert message == "output_size(3, 2, 1, 'same') returned a wrong value: SAME: ceil(n / stride)"
@@ -305,38 +462,61 @@ def test_edge_map_verdicts_name_a_flipped_filter_and_a_wrong_shape():
     assert flipped["test_edge_map_shape"].fraction == 1
     assert "you flipped the filter" in flipped["test_edge_map_values"].message
     six = grade("ps1", extra="edge_map = np.zeros((6, 6))")
-    assert six["test_edge_map_shape"].message.startswith("edge_map has shape (6, 6): a 2x2 filter fits 6 - 2 + 1 = 5")
-    assert grade("ps1", extra="edge_map = np.zeros((5, 5)); edge_map[:, 3] = 2")["test_edge_map_values"].message \
+    assert six["test_edge_map_shape"].message.startswith(
+        "edge_map has shape (6, 6): a 2x2 filter fits 6 - 2 + 1 = 5"
+    )
+    assert (
+        grade("ps1", extra="edge_map = np.zeros((5, 5)); edge_map[:, 3] = 2")[
+            "test_edge_map_values"
+        ].message
         == "edge_map: 10 of 25 cells are wrong"
+    )
 
 
 def test_ints_are_required_where_the_task_says_int():
-    verdicts = grade("ps1", extra="def conv2d_params(kernel_size, in_channels, filters, use_bias=True):\n"
-                                  "    kh, kw = (kernel_size, kernel_size) "
-                                  "if np.ndim(kernel_size) == 0 else kernel_size\n"
-                                  "    return float(kh * kw * in_channels * filters + (filters if use_bias else 0))\n")
-    assert verdicts["test_conv2d_params_seed_summary"].message == \
-        "conv2d_params(2, 1, 1) should return an int, not a builtins.float"
+    verdicts = grade(
+        "ps1",
+        extra="def conv2d_params(kernel_size, in_channels, filters, use_bias=True):\n"
+        "    kh, kw = (kernel_size, kernel_size) "
+        "if np.ndim(kernel_size) == 0 else kernel_size\n"
+        "    return float(kh * kw * in_channels * filters + (filters if use_bias else 0))\n",
+    )
+    assert (
+        verdicts["test_conv2d_params_seed_summary"].message
+        == "conv2d_params(2, 1, 1) should return an int, not a builtins.float"
+    )
 
 
 # --- objects that lie earn what their data earns -------------------------------------------------
 
 LIARS = {
-    "int equal to everything": ("class _AlwaysEqual(int):\n    __eq__ = lambda self, other: True\n"
-                                "    __ne__ = lambda self, other: False\n    __hash__ = int.__hash__\n"
-                                "def output_size(n, k, stride=1, padding='valid'):\n    return _AlwaysEqual(0)\n"
-                                "def conv2d_params(kernel_size, in_channels, filters, use_bias=True):\n"
-                                "    return _AlwaysEqual(0)\n",
-                                ["test_conv2d_params_all_shapes", "test_conv2d_params_seed_summary",
-                                 "test_output_size_all_sizes", "test_output_size_examples"]),
-    "array that claims to be numpy": ("class Liar:\n    __module__ = 'numpy'\n"
-                                      "    def __eq__(self, other):\n        return True\n"
-                                      "    def __array__(self, dtype=None, copy=None):\n"
-                                      "        return np.zeros((1, 1, 1, 1))\n"
-                                      "def conv2d(x, w, stride=1, padding='valid'):\n    return Liar()\n",
-                                      ["test_conv2d_kernel_orientation_and_channels", "test_conv2d_padding_argument",
-                                       "test_conv2d_random_cases", "test_conv2d_seed_examples",
-                                       "test_conv2d_stride_and_same_padding"]),
+    "int equal to everything": (
+        "class _AlwaysEqual(int):\n    __eq__ = lambda self, other: True\n"
+        "    __ne__ = lambda self, other: False\n    __hash__ = int.__hash__\n"
+        "def output_size(n, k, stride=1, padding='valid'):\n    return _AlwaysEqual(0)\n"
+        "def conv2d_params(kernel_size, in_channels, filters, use_bias=True):\n"
+        "    return _AlwaysEqual(0)\n",
+        [
+            "test_conv2d_params_all_shapes",
+            "test_conv2d_params_seed_summary",
+            "test_output_size_all_sizes",
+            "test_output_size_examples",
+        ],
+    ),
+    "array that claims to be numpy": (
+        "class Liar:\n    __module__ = 'numpy'\n"
+        "    def __eq__(self, other):\n        return True\n"
+        "    def __array__(self, dtype=None, copy=None):\n"
+        "        return np.zeros((1, 1, 1, 1))\n"
+        "def conv2d(x, w, stride=1, padding='valid'):\n    return Liar()\n",
+        [
+            "test_conv2d_kernel_orientation_and_channels",
+            "test_conv2d_padding_argument",
+            "test_conv2d_random_cases",
+            "test_conv2d_seed_examples",
+            "test_conv2d_stride_and_same_padding",
+        ],
+    ),
 }
 
 
@@ -350,33 +530,55 @@ def test_objects_that_lie_earn_nothing_for_it(case):
 # --- the numpy-only rule, read from the source ------------------------------------------------
 
 NUMPY_ONLY_CASES = {
-    "sliding_window_view": ("def conv2d(x, w, stride=1, padding='valid'):\n"
-                            "    v = np.lib.stride_tricks.sliding_window_view(x, w.shape[:2], axis=(1, 2))\n"
-                            "    return np.einsum('nhwcab,abcf->nhwf', v, w)\n", "numpy's sliding_window_view"),
-    "as_strided in a helper": ("def _view(x):\n    return np.lib.stride_tricks.as_strided(x)\n"
-                               "def conv2d(x, w, stride=1, padding='valid'):\n    return _view(x)\n",
-                               "_view uses numpy's as_strided"),
-    "scipy": ("from scipy import signal\n"
-              "def conv2d(x, w, stride=1, padding='valid'):\n    return signal.correlate(x, w)\n", "the scipy package"),
-    "tensorflow": ("def conv2d(x, w, stride=1, padding='valid'):\n    import tensorflow as tf\n"
-                   "    return tf.nn.conv2d(x, w, stride, padding.upper()).numpy()\n", "the tensorflow package"),
-    "alias at the top level": ("from numpy.lib.stride_tricks import sliding_window_view as view\n"
-                               "def conv2d(x, w, stride=1, padding='valid'):\n    return view(x, (2, 2))\n",
-                               "top-level code uses numpy's sliding_window_view"),
-    "name built at run time": ("def conv2d(x, w, stride=1, padding='valid'):\n"
-                               "    f = getattr(np.lib, 'stride' + '_tricks')\n    return f\n",
-                               "getattr (names built at run time hide what is called)"),
+    "sliding_window_view": (
+        "def conv2d(x, w, stride=1, padding='valid'):\n"
+        "    v = np.lib.stride_tricks.sliding_window_view(x, w.shape[:2], axis=(1, 2))\n"
+        "    return np.einsum('nhwcab,abcf->nhwf', v, w)\n",
+        "numpy's sliding_window_view",
+    ),
+    "as_strided in a helper": (
+        "def _view(x):\n    return np.lib.stride_tricks.as_strided(x)\n"
+        "def conv2d(x, w, stride=1, padding='valid'):\n    return _view(x)\n",
+        "_view uses numpy's as_strided",
+    ),
+    "scipy": (
+        "from scipy import signal\n"
+        "def conv2d(x, w, stride=1, padding='valid'):\n    return signal.correlate(x, w)\n",
+        "the scipy package",
+    ),
+    "tensorflow": (
+        "def conv2d(x, w, stride=1, padding='valid'):\n    import tensorflow as tf\n"
+        "    return tf.nn.conv2d(x, w, stride, padding.upper()).numpy()\n",
+        "the tensorflow package",
+    ),
+    "alias at the top level": (
+        "from numpy.lib.stride_tricks import sliding_window_view as view\n"
+        "def conv2d(x, w, stride=1, padding='valid'):\n    return view(x, (2, 2))\n",
+        "top-level code uses numpy's sliding_window_view",
+    ),
+    "name built at run time": (
+        "def conv2d(x, w, stride=1, padding='valid'):\n"
+        "    f = getattr(np.lib, 'stride' + '_tricks')\n    return f\n",
+        "getattr (names built at run time hide what is called)",
+    ),
     "eval": ("def conv2d(x, w, stride=1, padding='valid'):\n    return eval('x')\n", "eval"),
-    "alias of a helper": ("def _windows(x, w, stride=1, padding='valid'):\n"
-                          "    return np.lib.stride_tricks.sliding_window_view(x, (2, 2))\nconv2d = _windows\n",
-                          "_windows uses numpy's sliding_window_view"),
-    "dict of helpers": ("def _win(x):\n    return np.lib.stride_tricks.as_strided(x)\nHELPERS = {'view': _win}\n"
-                        "def conv2d(x, w, stride=1, padding='valid'):\n    return HELPERS['view'](x)\n",
-                        "_win uses numpy's as_strided"),
-    "code swapped at the top level": ("def _other(x, w, stride=1, padding='valid'):\n"
-                                      "    return np.lib.stride_tricks.as_strided(x)\n"
-                                      "def conv2d(x, w, stride=1, padding='valid'):\n    return x\n"
-                                      "conv2d.__code__ = _other.__code__\n", "_other uses numpy's as_strided"),
+    "alias of a helper": (
+        "def _windows(x, w, stride=1, padding='valid'):\n"
+        "    return np.lib.stride_tricks.sliding_window_view(x, (2, 2))\nconv2d = _windows\n",
+        "_windows uses numpy's sliding_window_view",
+    ),
+    "dict of helpers": (
+        "def _win(x):\n    return np.lib.stride_tricks.as_strided(x)\nHELPERS = {'view': _win}\n"
+        "def conv2d(x, w, stride=1, padding='valid'):\n    return HELPERS['view'](x)\n",
+        "_win uses numpy's as_strided",
+    ),
+    "code swapped at the top level": (
+        "def _other(x, w, stride=1, padding='valid'):\n"
+        "    return np.lib.stride_tricks.as_strided(x)\n"
+        "def conv2d(x, w, stride=1, padding='valid'):\n    return x\n"
+        "conv2d.__code__ = _other.__code__\n",
+        "_other uses numpy's as_strided",
+    ),
 }
 
 
@@ -389,20 +591,29 @@ def test_numpy_only_check_says_what_was_used(case):
 
 def test_numpy_only_check_passes_the_solutions_and_ignores_locked_cells():
     for ps, functions in (("ps1", ["conv2d"]), ("ps2", ["max_pool2d", "avg_pool2d"])):
-        cells = [{"source": "".join(c["source"]), "metadata": c["metadata"]} for c in notebook(ps)["cells"]
-                 if c["cell_type"] == "code"]
+        cells = [
+            {"source": "".join(c["source"]), "metadata": c["metadata"]}
+            for c in notebook(ps)["cells"]
+            if c["cell_type"] == "code"
+        ]
         assert all(sourcescan.numpy_only_message(cells, f) is None for f in functions)
     locked = {"source": "x = np.lib.stride_tricks", "metadata": {"nbgrader": {"locked": True}}}
     assert sourcescan.numpy_only_message([locked, {"source": CONV_SOLUTION}], "conv2d") is None
 
 
 def test_numpy_only_point_needs_a_working_function():
-    verdicts = grade("ps1", extra="def conv2d(x, w, stride=1, padding='valid'):\n    raise NotImplementedError()\n")
-    assert verdicts["test_conv2d_numpy_only"].message == \
-        "conv2d(image, ones, padding='valid') raised NotImplementedError"
+    verdicts = grade(
+        "ps1",
+        extra="def conv2d(x, w, stride=1, padding='valid'):\n    raise NotImplementedError()\n",
+    )
+    assert (
+        verdicts["test_conv2d_numpy_only"].message
+        == "conv2d(image, ones, padding='valid') raised NotImplementedError"
+    )
 
 
 # --- what the kernel sends is data, checked field by field ------------------------------------
+
 
 def _doc(*records) -> str:
     return json.dumps({"results": list(records)})
@@ -422,8 +633,11 @@ PAYLOADS = {
     "array with bad base64": (_doc({**GOOD_ARRAY, "data": "%%%"}), 1, ["malformed"]),
     "int that is a string": (_doc({"kind": "int", "value": "3"}), 1, ["malformed"]),
     "int that is a bool": (_doc({"kind": "int", "value": True}), 1, ["malformed"]),
-    "good records": (_doc(GOOD_ARRAY, {"kind": "int", "value": 3}, {"kind": "raised", "type": "ValueError"}), 3,
-                     ["array", "int", "raised"]),
+    "good records": (
+        _doc(GOOD_ARRAY, {"kind": "int", "value": 3}, {"kind": "raised", "type": "ValueError"}),
+        3,
+        ["array", "int", "raised"],
+    ),
 }
 
 

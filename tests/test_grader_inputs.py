@@ -38,7 +38,6 @@ from traitlets.config import Configurable
 from cnnbook import grade_batch, sandbox
 from cnnbook.batch import task
 from cnnbook.batch.record import read_scores
-from cnnbook.grader.submission import _read_notebook
 from cnnbook.grader import wire
 from cnnbook.grader.preprocessors.capoutputs import ArrivalCaps, CapOutputs, text_cost
 from cnnbook.grader.preprocessors.sanitisemarkdown import (
@@ -52,6 +51,7 @@ from cnnbook.grader.sanitise import (
     sanitise,
     type_problems,
 )
+from cnnbook.grader.submission import _read_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 MALFORMED = ROOT / "tests" / "files" / "malformed"
@@ -100,13 +100,17 @@ def test_sanitise_repairs_wrong_types_and_rejects_what_it_cannot():
 
 def test_sanitise_of_a_huge_odd_notebook_is_quick_and_its_report_short():
     nb = source_notebook()
-    nb["cells"] += [tiny_cell(f"x = {i}", {"grade_id": f"forged{i}", "points": i}) for i in range(200_000)]
+    nb["cells"] += [
+        tiny_cell(f"x = {i}", {"grade_id": f"forged{i}", "points": i}) for i in range(200_000)
+    ]
     nb["cells"] += [7, "cell", tiny_cell("x", kind="heading")]
     start = time.monotonic()
     notes = sanitise(nb, Reference.from_notebook(source_notebook()))
     assert time.monotonic() - start < 20
     assert len(notes) == 21 and notes[-1].startswith("... and ")
-    assert all(isinstance(c, dict) and c["cell_type"] in ("code", "markdown", "raw") for c in nb["cells"])
+    assert all(
+        isinstance(c, dict) and c["cell_type"] in ("code", "markdown", "raw") for c in nb["cells"]
+    )
 
 
 @pytest.fixture
@@ -158,7 +162,9 @@ def test_checks_that_hang_or_crash_are_stopped(monkeypatch, tmp_path):
     assert time.monotonic() - start < 10
     monkeypatch.setattr(task, "prepare", lambda *args: os._exit(3))
     assert task.prepare_within(10.0, tmp_path, {}) == (
-        "unreadable notebook", ["checking the submission crashed (exit code 3)"])
+        "unreadable notebook",
+        ["checking the submission crashed (exit code 3)"],
+    )
 
 
 # --------------------------------------------------------------------------- B: unit tests
@@ -185,8 +191,15 @@ class FakeClient(Configurable):
         return out
 
     def send(self, index, kind, **content):
-        msg = {"msg_type": kind, "content": content, "parent_header": {"msg_id": "m"}, "header": {"msg_type": kind}}
-        return ArrivalCaps.of(self).output(self.deliver, self.nb.cells[index].outputs, msg, None, index)
+        msg = {
+            "msg_type": kind,
+            "content": content,
+            "parent_header": {"msg_id": "m"},
+            "header": {"msg_type": kind},
+        }
+        return ArrivalCaps.of(self).output(
+            self.deliver, self.nb.cells[index].outputs, msg, None, index
+        )
 
 
 def _code_notebook(cells: int):
@@ -198,17 +211,23 @@ def test_arrival_caps_keep_a_flooded_cell_small_and_say_how_much_was_dropped():
     for i in range(100_000):
         client.send(0, "stream", name="stdout", text=f"{i}\n")
     for _ in range(2_000):
-        client.send(0, "display_data", data={"image/png": "A" * 19_900, "text/plain": "img"}, metadata={})
+        client.send(
+            0, "display_data", data={"image/png": "A" * 19_900, "text/plain": "img"}, metadata={}
+        )
     outs = client.nb.cells[0].outputs
     caps = CapOutputs()
     assert len(outs) <= caps.max_cell_outputs + 1
     assert sum(len(json.dumps(o)) for o in outs) < caps.max_cell_bytes + 10_000
     assert outs[0]["text"].startswith("0\n1\n2\n")  # the prints joined into one output
     [note] = [o for o in outs if o.get("text", "").startswith("[the grader dropped")]
-    assert re.fullmatch(r"\[the grader dropped \d+ more outputs \(\d+ bytes\) of this cell: .*\]\n", note["text"]), note
+    assert re.fullmatch(
+        r"\[the grader dropped \d+ more outputs \(\d+ bytes\) of this cell: .*\]\n", note["text"]
+    ), note
     dropped = int(note["text"].split()[3])
     nb, _ = CapOutputs().preprocess(client.nb, {})
-    [again] = [o for o in nb.cells[0].outputs if o.get("text", "").startswith("[the grader dropped")]
+    [again] = [
+        o for o in nb.cells[0].outputs if o.get("text", "").startswith("[the grader dropped")
+    ]
     assert nb.cells[0].outputs[-1] is again and int(again["text"].split()[3]) == dropped
 
 
@@ -216,8 +235,16 @@ def test_arrival_caps_per_notebook_give_one_note_for_the_rest():
     client = FakeClient(_code_notebook(300))
     for index in range(300):
         for _ in range(10):
-            client.send(index, "stream", name="stderr" if index % 2 else "stdout", text="y" * 19_000)
-            client.send(index, "execute_result", data={"text/plain": "z" * 19_000}, metadata={}, execution_count=1)
+            client.send(
+                index, "stream", name="stderr" if index % 2 else "stdout", text="y" * 19_000
+            )
+            client.send(
+                index,
+                "execute_result",
+                data={"text/plain": "z" * 19_000},
+                metadata={},
+                execution_count=1,
+            )
     outputs = [o for c in client.nb.cells for o in c.outputs]
     notes = [o for o in outputs if o.get("text", "").startswith("[the grader dropped")]
     assert sum(len(json.dumps(o)) for o in outputs) < CapOutputs().max_notebook_bytes + 100_000
@@ -254,7 +281,9 @@ def test_probe_payload_is_exempt_in_probe_cells_only():
 def test_cap_outputs_counts_again_after_the_other_steps():
     nb = _code_notebook(20)
     for cell in nb.cells:
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x<&>" * 4_000) for _ in range(100)]
+        cell.outputs = [
+            nbformat.v4.new_output("stream", name="stdout", text="x<&>" * 4_000) for _ in range(100)
+        ]
         cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text="\x1b[1m" * 5_000))
     nb, _ = CapOutputs().preprocess(nb, {})
     kept = [o for c in nb.cells for o in c.outputs]
@@ -267,33 +296,51 @@ def test_cap_outputs_counts_again_after_the_other_steps():
 
 ORDINARY = [
     "# Heading\n\nSome *emphasis*, **bold**, `code < x`, $a<b$ and $$\\sum_i x_i > 0$$.",
-    ("[a link](https://numpy.org/doc/?a=1&b=2), [mail](mailto:me@example.org), [anchor](#heading), "
-     "![image](https://example.org/a.png)"),
+    (
+        "[a link](https://numpy.org/doc/?a=1&b=2), [mail](mailto:me@example.org), [anchor](#heading), "
+        "![image](https://example.org/a.png)"
+    ),
     "```python\nif a < b:\n    print('<script>')\n```",
     "- item\n- [ ] task\n\n1. one\n\n| a | b |\n|:--|--:|\n| 1 | 2 |\n\n> quoted\n\n---\n\n~~old~~ <b>bold</b> <br>",
     "![attached](attachment:pixel.png)",
     "<details><summary>More</summary>Text with <sub>sub</sub> and <span class='x'>span</span></details>",
 ]
 ATTACKS = [
-    "<img src=x onerror=alert(1)>", "<script>alert(1)</script>", "[x](javascript:alert(1))",
-    "[x](&#106;avascript:alert(1))", "[x](javascript\\:alert(1))", "[r]: javascript:alert(1)\n\n[x][r]",
-    "<a href='data:text/html,<script>alert(1)</script>'>x</a>", "<a href=\"java&#x09;script:alert(1)\">x</a>",
-    "<a href='files/javascript:alert(1)'>x</a>", "<iframe src=https://example.org></iframe>",
-    "<object data=x></object><embed src=x>", "<svg><script>alert(1)</script></svg>",
-    "<svg onload=alert(1)>", "```mermaid\n<img src=x onerror=alert(1)>\n```", "<body onload=alert(1)>",
-    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>", "<img src='data:image/svg+xml;base64,PHN2Zz4='>",
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(1)</script>",
+    "[x](javascript:alert(1))",
+    "[x](&#106;avascript:alert(1))",
+    "[x](javascript\\:alert(1))",
+    "[r]: javascript:alert(1)\n\n[x][r]",
+    "<a href='data:text/html,<script>alert(1)</script>'>x</a>",
+    '<a href="java&#x09;script:alert(1)">x</a>',
+    "<a href='files/javascript:alert(1)'>x</a>",
+    "<iframe src=https://example.org></iframe>",
+    "<object data=x></object><embed src=x>",
+    "<svg><script>alert(1)</script></svg>",
+    "<svg onload=alert(1)>",
+    "```mermaid\n<img src=x onerror=alert(1)>\n```",
+    "<body onload=alert(1)>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
+    "<img src='data:image/svg+xml;base64,PHN2Zz4='>",
     "<form action=https://example.org><button formaction=javascript:alert(1)>go</button></form>",
-    "<div style='background:url(javascript:alert(1))'>x</div>", "![x](attachment:missing.png)",
+    "<div style='background:url(javascript:alert(1))'>x</div>",
+    "![x](attachment:missing.png)",
     "<div class='modal navbar-fixed-top'>a layer over the formgrader</div>",
-    ("<a href=\"&#0000106&#0000097&#0000118&#0000097&#0000115&#0000099&#0000114&#0000105&#0000112&#0000116"
-     "&#0000058alert(1)\">x</a>"),
+    (
+        '<a href="&#0000106&#0000097&#0000118&#0000097&#0000115&#0000099&#0000114&#0000105&#0000112&#0000116'
+        '&#0000058alert(1)">x</a>'
+    ),
 ]
 
 
 def _html_problems(markup: str) -> list[str]:
     lowered = markup.lower()
-    return [word for word in (*WORDS, "<iframe", "<object", "<embed", "<svg", " onload=", "data:text")
-            if word in lowered]
+    return [
+        word
+        for word in (*WORDS, "<iframe", "<object", "<embed", "<svg", " onload=", "data:text")
+        if word in lowered
+    ]
 
 
 def test_ordinary_markdown_is_kept_exactly():
@@ -307,25 +354,42 @@ def test_markdown_attacks_are_removed_from_the_source_and_the_page():
         for source in (attack, f"# Kept heading\n\n[kept link](https://numpy.org)\n\n{attack}\n"):
             cleaned, reasons = sanitise_markdown(source, {})
             assert reasons, source
-            assert _html_problems(cleaned) == [] and _html_problems(render(cleaned, {})) == [], (source, cleaned)
+            assert _html_problems(cleaned) == [] and _html_problems(render(cleaned, {})) == [], (
+                source,
+                cleaned,
+            )
             assert sanitise_markdown(cleaned, {})[1] == [], cleaned
             if source.startswith("# Kept heading") and "mermaid" not in source:
                 assert '<a href="https://numpy.org">kept link</a>' in render(cleaned, {}), cleaned
 
 
 def test_raw_cells_and_attachments_are_cleaned():
-    svg = base64.b64encode(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>').decode()
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_raw_cell("<b>bold</b><script>alert(1)</script><img src=x onerror=alert(1)>",
-                                 metadata={"raw_mimetype": "text/html"}),
-        nbformat.v4.new_raw_cell("\\section{Kept} $a < b$"),
-        nbformat.v4.new_markdown_cell("![p](attachment:p.png) ![s](attachment:s.svg)", attachments={
-            "p.png": {"image/png": PNG_1X1}, "s.svg": {"image/svg+xml": svg}, "h": {"text/html": "<script>"}}),
-    ])
-    nb.cells[1].metadata.update(raw_mimetype=["text/html"], tags="x")  # types nbconvert's templates crash on
+    svg = base64.b64encode(
+        b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    ).decode()
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_raw_cell(
+                "<b>bold</b><script>alert(1)</script><img src=x onerror=alert(1)>",
+                metadata={"raw_mimetype": "text/html"},
+            ),
+            nbformat.v4.new_raw_cell("\\section{Kept} $a < b$"),
+            nbformat.v4.new_markdown_cell(
+                "![p](attachment:p.png) ![s](attachment:s.svg)",
+                attachments={
+                    "p.png": {"image/png": PNG_1X1},
+                    "s.svg": {"image/svg+xml": svg},
+                    "h": {"text/html": "<script>"},
+                },
+            ),
+        ]
+    )
+    nb.cells[1].metadata.update(
+        raw_mimetype=["text/html"], tags="x"
+    )  # types nbconvert's templates crash on
     nb, _ = SanitiseMarkdown().preprocess(nb, {})
     raw, latex, markdown = nb.cells
-    assert raw.source == "<b>bold</b>alert(1)<img src=\"x\">"
+    assert raw.source == '<b>bold</b>alert(1)<img src="x">'
     assert latex.source == "\\section{Kept} $a < b$" and latex.metadata == {}
     assert markdown.attachments == {"p.png": {"image/png": PNG_1X1}}
     assert "data:image/png;base64," in render(markdown.source, markdown.attachments)
@@ -333,6 +397,7 @@ def test_raw_cells_and_attachments_are_cleaned():
 
 
 # --------------------------------------------------------------------------- the course
+
 
 def submit_malformed(root: Path) -> dict[str, str]:
     """One student per malformed submission; returns student -> the reason the report must give."""
@@ -389,7 +454,9 @@ def test_batch_rejects_each_malformed_submission_and_grades_the_honest_one(cours
     report = _report(course)
     assert sorted(r["student"] for r in results) == sorted(report)
     honest = report["aa-honest"]
-    assert (honest["status"], honest["score"], honest["max_score"]) == ("graded", "2.0", "2.0"), honest
+    assert (honest["status"], honest["score"], honest["max_score"]) == ("graded", "2.0", "2.0"), (
+        honest
+    )
     assert "'pipe' is a named pipe (FIFO), not a file: left out" in honest["notes"]
     for student, reason in expected.items():
         row = report[student]
@@ -407,8 +474,12 @@ def test_plain_autograde_finishes_and_grades_the_honest_student():
         expected = submit_malformed(root)
         done = nbgrader(root, "autograde", "tiny", timeout=600)
         log = done.stdout + done.stderr
-        scores = {student: read_scores(f"sqlite:///{root / 'gradebook.db'}", "default_course", "tiny", student)[0]
-                  for student in ["aa-honest", *expected]}
+        scores = {
+            student: read_scores(
+                f"sqlite:///{root / 'gradebook.db'}", "default_course", "tiny", student
+            )[0]
+            for student in ["aa-honest", *expected]
+        }
         assert scores["aa-honest"] == 2, log[-3000:]
         for student in ("fifo", "device", "socket", "huge", "directory"):
             if student in expected:
@@ -420,9 +491,18 @@ def test_plain_autograde_finishes_and_grades_the_honest_student():
         # sanitise repairs those it lets through, and the notebook is graded.
         for student in ("source-a-number", "kernelspec-a-string", "nbgrader-metadata-a-string"):
             assert scores[student] is not None, (student, log[-3000:])
-        assert "source-a-number, tiny/tiny.ipynb sanitised: cell 1: source was a number, not text: emptied" in log
-        for student in ("cells-not-a-list", "cell-metadata-a-list", "outputs-not-a-list", "source-list-of-numbers",
-                        "notebook-metadata-a-list", "nested"):
+        assert (
+            "source-a-number, tiny/tiny.ipynb sanitised: cell 1: source was a number, not text: emptied"
+            in log
+        )
+        for student in (
+            "cells-not-a-list",
+            "cell-metadata-a-list",
+            "outputs-not-a-list",
+            "source-list-of-numbers",
+            "notebook-metadata-a-list",
+            "nested",
+        ):
             assert f"error processing assignment 'tiny' for student '{student}'" in log, student
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -431,7 +511,7 @@ def test_plain_autograde_finishes_and_grades_the_honest_student():
 # --------------------------------------------------------------------------- B: end to end
 
 PNG_NEAR_CAP = PNG_1X1 + "A" * (19_900 - len(PNG_1X1))  # just under the 20,000-byte cap per output
-FLOOD_SOLUTION = f'''
+FLOOD_SOLUTION = f"""
 from IPython.display import display
 PNG = {PNG_NEAR_CAP!r}
 
@@ -441,7 +521,7 @@ def double(x):
     for i in range(300):
         display({{"image/png": PNG}}, raw=True)
     return 2 * np.asarray(x)
-'''
+"""
 FLOODS = [
     "for i in range(100_000):\n    print(i)",
     "for i in range(10_000):\n    display({'image/png': PNG}, raw=True)",
@@ -450,10 +530,12 @@ FLOODS = [
 ]
 # Runs nbgrader and reports the grader process's peak memory (VmHWM: of this program alone, not of the
 # test process it was started from, which getrusage would count too; nor of its children, the kernels).
-PEAK_RSS = ("import re, runpy, sys\nsys.argv = ['nbgrader', *sys.argv[1:]]\ntry:\n"
-            "    runpy.run_module('nbgrader', run_name='__main__')\nfinally:\n"
-            "    peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]\n"
-            "    print('PEAK_RSS_KB', peak, file=sys.stderr)\n")
+PEAK_RSS = (
+    "import re, runpy, sys\nsys.argv = ['nbgrader', *sys.argv[1:]]\ntry:\n"
+    "    runpy.run_module('nbgrader', run_name='__main__')\nfinally:\n"
+    "    peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read())[1]\n"
+    "    print('PEAK_RSS_KB', peak, file=sys.stderr)\n"
+)
 
 
 def autograde_measured(course: Path, student: str) -> dict:
@@ -461,12 +543,19 @@ def autograde_measured(course: Path, student: str) -> dict:
     start = time.monotonic()
     done = nbgrader(course, "autograde", "tiny", "--student", student, "--force", wrapper=PEAK_RSS)
     took = time.monotonic() - start
-    assert done.returncode == 0, "\n".join(line for line in done.stderr.splitlines() if "rror" in line)[-3000:]
+    assert done.returncode == 0, "\n".join(
+        line for line in done.stderr.splitlines() if "rror" in line
+    )[-3000:]
     feedback = nbgrader(course, "generate_feedback", "tiny", "--student", student, "--force")
     assert feedback.returncode == 0, feedback.stderr[-3000:]
     peak = int(re.search(r"PEAK_RSS_KB (\d+)", done.stderr)[1]) * 1024
-    return {"seconds": took, "peak_rss": peak, "notebook": course / "autograded" / student / "tiny" / "tiny.ipynb",
-            "feedback": course / "feedback" / student / "tiny" / "tiny.html", "log": done.stderr}
+    return {
+        "seconds": took,
+        "peak_rss": peak,
+        "notebook": course / "autograded" / student / "tiny" / "tiny.ipynb",
+        "feedback": course / "feedback" / student / "tiny" / "tiny.html",
+        "log": done.stderr,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -478,8 +567,10 @@ def flood(course):
 @pytest.mark.slow
 def test_flooded_notebook_and_feedback_stay_under_2_mb(flood):
     notebook, feedback = flood["notebook"].stat().st_size, flood["feedback"].stat().st_size
-    print(f"\nflood: graded notebook {notebook} bytes, feedback {feedback} bytes, grader peak RSS "
-          f"{flood['peak_rss'] / 2**20:.0f} MiB, {flood['seconds']:.0f} s")
+    print(
+        f"\nflood: graded notebook {notebook} bytes, feedback {feedback} bytes, grader peak RSS "
+        f"{flood['peak_rss'] / 2**20:.0f} MiB, {flood['seconds']:.0f} s"
+    )
     assert notebook < TWO_MB and feedback < TWO_MB
     nb = json.loads(flood["notebook"].read_text())
     texts = ["".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", [])]
@@ -489,7 +580,9 @@ def test_flooded_notebook_and_feedback_stay_under_2_mb(flood):
 @pytest.mark.slow
 def test_flood_keeps_the_probe_payload_and_the_verdict(flood):
     nb = json.loads(flood["notebook"].read_text())
-    [test_cell] = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_double"]
+    [test_cell] = [
+        c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_double"
+    ]
     assert "".join(test_cell["outputs"][0]["text"]) == "Graded: passed (2 of 2 points)\n"
     assert "Graded: passed (2 of 2 points)" in flood["feedback"].read_text()
 
@@ -502,33 +595,57 @@ def test_flood_leaves_the_graders_memory_bounded(flood):
 @pytest.mark.slow
 def test_one_oversized_message_never_reaches_the_graders_memory(course):
     # Without the cap, the grader's peak is about 420 MiB for this 100 MB message.
-    submit(course, "oversized",
-           answer(course, extra_cells=[tiny_cell("print('z' * 100_000_000)"), tiny_cell("print('after')")]))
+    submit(
+        course,
+        "oversized",
+        answer(
+            course, extra_cells=[tiny_cell("print('z' * 100_000_000)"), tiny_cell("print('after')")]
+        ),
+    )
     graded = autograde_measured(course, "oversized")
-    print(f"\noversized: grader peak RSS {graded['peak_rss'] / 2**20:.0f} MiB, {graded['seconds']:.0f} s")
+    print(
+        f"\noversized: grader peak RSS {graded['peak_rss'] / 2**20:.0f} MiB, {graded['seconds']:.0f} s"
+    )
     assert graded["peak_rss"] < 300 * 2**20
-    assert graded["notebook"].stat().st_size < 100_000 and graded["feedback"].stat().st_size < TWO_MB
+    assert (
+        graded["notebook"].stat().st_size < 100_000 and graded["feedback"].stat().st_size < TWO_MB
+    )
     # zmq closes the kernel's output channel for good: the rest of the notebook, probes included,
     # sends nothing, so the student gets no points (never more).
     nb = json.loads(graded["notebook"].read_text())
-    [test_cell] = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_double"]
+    [test_cell] = [
+        c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_double"
+    ]
     assert "".join(test_cell["outputs"][0]["traceback"]) == (
-        "Failed: double returned no result the grader could read")
+        "Failed: double returned no result the grader could read"
+    )
 
 
 # --------------------------------------------------------------------------- C: end to end
 
-SVG_SCRIPT = base64.b64encode(b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)">'
-                              b'<script>alert(2)</script></svg>').decode()
+SVG_SCRIPT = base64.b64encode(
+    b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>'
+).decode()
 MARKUP_CELLS = [
-    tiny_cell("# Student heading\n\nSee [the numpy docs](https://numpy.org/doc/) and ![a pixel](attachment:pixel.png)",
-          kind="markdown", attachments={"pixel.png": {"image/png": PNG_1X1}}),
+    tiny_cell(
+        "# Student heading\n\nSee [the numpy docs](https://numpy.org/doc/) and ![a pixel](attachment:pixel.png)",
+        kind="markdown",
+        attachments={"pixel.png": {"image/png": PNG_1X1}},
+    ),
     *[tiny_cell(attack, kind="markdown") for attack in ATTACKS if "missing.png" not in attack],
-    tiny_cell("![evil](attachment:evil.svg)", kind="markdown",
-          attachments={"evil.svg": {"image/svg+xml": SVG_SCRIPT},
-                       "page.html": {"text/html": "<script>alert(3)</script>"}}),
-    tiny_cell("<script>alert('raw')</script><img src=x onerror=alert('raw')>", kind="raw",
-          metadata={"raw_mimetype": "text/html"}),
+    tiny_cell(
+        "![evil](attachment:evil.svg)",
+        kind="markdown",
+        attachments={
+            "evil.svg": {"image/svg+xml": SVG_SCRIPT},
+            "page.html": {"text/html": "<script>alert(3)</script>"},
+        },
+    ),
+    tiny_cell(
+        "<script>alert('raw')</script><img src=x onerror=alert('raw')>",
+        kind="raw",
+        metadata={"raw_mimetype": "text/html"},
+    ),
     tiny_cell("<a href='javascript:alert(1)'>raw link</a>", kind="raw"),
 ]
 
@@ -542,9 +659,13 @@ def markup(course):
     for student in ("markup", "plain"):
         done = nbgrader(course, "generate_feedback", "tiny", "--student", student, "--force")
         assert done.returncode == 0, done.stderr[-3000:]
-    return {student: (json.loads((course / "autograded" / student / "tiny" / "tiny.ipynb").read_text()),
-                      (course / "feedback" / student / "tiny" / "tiny.html").read_text())
-            for student in ("markup", "plain")}
+    return {
+        student: (
+            json.loads((course / "autograded" / student / "tiny" / "tiny.ipynb").read_text()),
+            (course / "feedback" / student / "tiny" / "tiny.html").read_text(),
+        )
+        for student in ("markup", "plain")
+    }
 
 
 @pytest.mark.slow
@@ -552,10 +673,16 @@ def test_autograded_notebook_keeps_no_student_markup_that_runs(markup):
     nb, _ = markup["markup"]
     text = json.dumps([c for c in nb["cells"] if c["cell_type"] in ("markdown", "raw")])
     assert [word for word in WORDS if word in text.lower()] == []
-    assert [problem for c in nb["cells"] if c["cell_type"] == "markdown"
-            for problem in _html_problems(render("".join(c["source"]), c.get("attachments", {})))] == []
+    assert [
+        problem
+        for c in nb["cells"]
+        if c["cell_type"] == "markdown"
+        for problem in _html_problems(render("".join(c["source"]), c.get("attachments", {})))
+    ] == []
     heading = nb["cells"][3]
-    assert "".join(heading["source"]).startswith("# Student heading\n\nSee [the numpy docs](https://numpy.org/doc/)")
+    assert "".join(heading["source"]).startswith(
+        "# Student heading\n\nSee [the numpy docs](https://numpy.org/doc/)"
+    )
     assert heading["attachments"] == {"pixel.png": {"image/png": PNG_1X1}}
     [evil] = [c for c in nb["cells"] if "![evil]" in "".join(c["source"])]
     assert "attachments" not in evil  # the SVG (with script) and the HTML attachment both removed
@@ -569,7 +696,10 @@ def test_feedback_page_runs_no_student_markup(markup):
     # links): the page of the student with the attacks has just as many as a plain student's.
     for word in (*WORDS, " onload=", "<iframe", "<embed", "<object", "<svg", "data:text"):
         assert page.lower().count(word) == plain.lower().count(word), word
-    assert 'id="Student-heading"' in page and '<a href="https://numpy.org/doc/">the numpy docs</a>' in page
+    assert (
+        'id="Student-heading"' in page
+        and '<a href="https://numpy.org/doc/">the numpy docs</a>' in page
+    )
     assert f"data:image/png;base64,{PNG_1X1}" in page
     assert "Graded: passed (2 of 2 points)" in page
 

@@ -25,8 +25,11 @@ from cnnbook.grader.plan import Call, Context
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "solutions" / "ps3-mnist" / "mnist_cnn.ipynb"
 RELEASE = ROOT / "exercises" / "ps3-mnist" / "mnist_cnn.ipynb"
-POINTS = {"test_build_model_is_small_compiled_cnn": 2, "test_mnist_accuracy_at_least_97": 2,
-          "test_mnist_accuracy_at_least_975": 2}
+POINTS = {
+    "test_build_model_is_small_compiled_cnn": 2,
+    "test_mnist_accuracy_at_least_97": 2,
+    "test_mnist_accuracy_at_least_975": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +48,9 @@ def kernel_result(build_model) -> wire.Result:
     try:
         namespace = {"build_model": build_model}
         exec(wire.KERNEL_SIDE, namespace)
-        namespace["_cnnbook_probe"](wire.encode_calls("build_model", [Call()], False, "keras_model"), wire.MIME)
+        namespace["_cnnbook_probe"](
+            wire.encode_calls("build_model", [Call()], False, "keras_model"), wire.MIME
+        )
     finally:
         IPython.display.display = display
     return wire.decode_results(sent[0][wire.MIME], 1)[0]
@@ -58,8 +63,11 @@ def describe(model) -> str:
 
 
 def solution_build_model(keras):
-    cell = next(c for c in nbformat.read(SOURCE, as_version=4).cells
-                if c.metadata["nbgrader"]["grade_id"] == "build_model")
+    cell = next(
+        c
+        for c in nbformat.read(SOURCE, as_version=4).cells
+        if c.metadata["nbgrader"]["grade_id"] == "build_model"
+    )
     namespace = {"keras": keras}
     exec(cell.source, namespace)
     return namespace["build_model"]
@@ -101,6 +109,7 @@ def grade(result: wire.Result) -> tuple[float, dict]:
 
 # --- the validator: names only, no Keras --------------------------------------------------------
 
+
 def test_the_reference_description_is_valid(reference):
     assert trainer.validate(reference) is None
     assert len(reference) < trainer.MAX_CONFIG_CHARS
@@ -108,7 +117,9 @@ def test_the_reference_description_is_valid(reference):
 
 def test_validator_rejects_a_lambda_layer(keras):
     model = small_model(keras, keras.layers.Lambda(lambda x: x * 2))
-    assert trainer.validate(describe(model)).startswith("Lambda layers cannot be graded: the grader rebuilds")
+    assert trainer.validate(describe(model)).startswith(
+        "Lambda layers cannot be graded: the grader rebuilds"
+    )
 
 
 @pytest.mark.filterwarnings("ignore:The object being serialized includes a `lambda`")
@@ -124,7 +135,8 @@ def test_validator_rejects_a_custom_layer_class(keras):
 
     # A notebook's class has no module ("Twice"); this one is test_grader_ps3.Twice.
     assert "Twice cannot be graded: it is not one of Keras's own classes" in trainer.validate(
-        describe(small_model(keras, Twice())))
+        describe(small_model(keras, Twice()))
+    )
 
 
 def test_validator_rejects_a_registered_custom_class(keras):
@@ -141,7 +153,9 @@ def test_validator_rejects_a_non_keras_module(reference):
     def to_os_system(config):
         layer(config, "ReLU").update(module="os", class_name="system", config={"command": "true"})
 
-    assert trainer.validate(edited(reference, to_os_system)).startswith("os.system cannot be graded")
+    assert trainer.validate(edited(reference, to_os_system)).startswith(
+        "os.system cannot be graded"
+    )
 
 
 def test_validator_rejects_a_config_that_names_tfsmlayer(reference):
@@ -154,12 +168,18 @@ def test_validator_rejects_a_config_that_names_tfsmlayer(reference):
 @pytest.mark.parametrize("levels", [trainer.MAX_DEPTH + 5, 100_000])
 def test_validator_rejects_deep_nesting(reference, levels):
     def nest(config):
-        layer(config, "ReLU")["config"]["name"] = json.loads("[" * min(levels, 500) + "]" * min(levels, 500))
+        layer(config, "ReLU")["config"]["name"] = json.loads(
+            "[" * min(levels, 500) + "]" * min(levels, 500)
+        )
 
-    description = edited(reference, nest) if levels < 500 else (
-        json.dumps({"config": "[" * levels + "]" * levels, "compile": "null"}))
+    description = (
+        edited(reference, nest)
+        if levels < 500
+        else (json.dumps({"config": "[" * levels + "]" * levels, "compile": "null"}))
+    )
     assert trainer.validate(description) == (
-        f"the model's configuration is nested more than {trainer.MAX_DEPTH} levels deep")
+        f"the model's configuration is nested more than {trainer.MAX_DEPTH} levels deep"
+    )
 
 
 def test_validator_rejects_an_oversized_config(reference):
@@ -167,7 +187,10 @@ def test_validator_rejects_an_oversized_config(reference):
         layer(config, "ReLU")["config"]["name"] = "x" * trainer.MAX_CONFIG_CHARS
 
     problem = trainer.validate(edited(reference, pad))
-    assert problem.startswith("the model's configuration has ") and "the grader accepts at most 300,000" in problem
+    assert (
+        problem.startswith("the model's configuration has ")
+        and "the grader accepts at most 300,000" in problem
+    )
 
 
 def test_validator_rejects_what_is_not_a_model_description():
@@ -176,11 +199,22 @@ def test_validator_rejects_what_is_not_a_model_description():
 
 
 def test_compile_problems_name_what_is_missing():
-    assert trainer.compile_problems(None)[0].startswith("the model is not compiled: call model.compile(")
+    assert trainer.compile_problems(None)[0].startswith(
+        "the model is not compiled: call model.compile("
+    )
     assert trainer.compile_problems({"optimizer": "adam", "loss": "mse", "metrics": ["mae"]}) == [
-        'the model is compiled without the accuracy metric: pass metrics=["accuracy"]']
-    assert trainer.compile_problems({"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
-                                     "metrics": [{"class_name": "SparseCategoricalAccuracy"}]}) == []
+        'the model is compiled without the accuracy metric: pass metrics=["accuracy"]'
+    ]
+    assert (
+        trainer.compile_problems(
+            {
+                "optimizer": "adam",
+                "loss": "sparse_categorical_crossentropy",
+                "metrics": [{"class_name": "SparseCategoricalAccuracy"}],
+            }
+        )
+        == []
+    )
 
 
 def test_a_model_that_is_not_a_keras_model_gets_a_message():
@@ -188,8 +222,10 @@ def test_a_model_that_is_not_a_keras_model_gets_a_message():
     assert result.kind == "other"
     points, verdicts = grade(result)
     assert points == 0
-    assert verdicts["test_build_model_is_small_compiled_cnn"].message == \
-        "build_model() must return a keras.Model, not a builtins.int"
+    assert (
+        verdicts["test_build_model_is_small_compiled_cnn"].message
+        == "build_model() must return a keras.Model, not a builtins.int"
+    )
 
 
 def test_a_build_model_that_raises_costs_every_point_and_trains_nothing(monkeypatch):
@@ -200,10 +236,13 @@ def test_a_build_model_that_raises_costs_every_point_and_trains_nothing(monkeypa
 
     points, verdicts = grade(kernel_result(build_model))
     assert points == 0
-    assert "raised ValueError: no model today" in verdicts["test_mnist_accuracy_at_least_975"].message
+    assert (
+        "raised ValueError: no model today" in verdicts["test_mnist_accuracy_at_least_975"].message
+    )
 
 
 # --- the trusted child process -------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_the_reference_model_trains_to_0975_within_the_budget_and_earns_6_of_6(keras, monkeypatch):
@@ -214,8 +253,10 @@ def test_the_reference_model_trains_to_0975_within_the_budget_and_earns_6_of_6(k
     points, verdicts = grade(kernel_result(solution_build_model(keras)))
     seconds = time.monotonic() - start
     run = runs[0]
-    print(f"\nreference: trained {run['seconds']} s, test accuracy {run['accuracy']:.4f}, "
-          f"{seconds:.1f} s in all (child process included)")
+    print(
+        f"\nreference: trained {run['seconds']} s, test accuracy {run['accuracy']:.4f}, "
+        f"{seconds:.1f} s in all (child process included)"
+    )
     assert len(runs) == 1, "the three checks share one training"
     assert run["params"] == 35_114 and not run["stopped_at_cap"]
     assert run["seconds"] < trainer.TRAIN_SECONDS and run["accuracy"] >= 0.975
@@ -225,17 +266,25 @@ def test_the_reference_model_trains_to_0975_within_the_budget_and_earns_6_of_6(k
 @pytest.mark.slow
 def test_a_functional_model_with_keras_objects_and_functions_is_accepted(keras):
     inputs = keras.Input(shape=(28, 28, 1))
-    x = keras.layers.Conv2D(8, 3, activation=keras.activations.relu,
-                            kernel_regularizer=keras.regularizers.L2(1e-4))(inputs)
+    x = keras.layers.Conv2D(
+        8, 3, activation=keras.activations.relu, kernel_regularizer=keras.regularizers.L2(1e-4)
+    )(inputs)
     x = keras.layers.GlobalMaxPooling2D()(keras.layers.Dropout(0.1)(x))
     model = keras.Model(inputs, keras.layers.Dense(10)(x))
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-3, 100, 0.9)
-    model.compile(keras.optimizers.SGD(schedule), keras.losses.sparse_categorical_crossentropy,
-                  metrics=[keras.metrics.SparseCategoricalAccuracy()])
+    model.compile(
+        keras.optimizers.SGD(schedule),
+        keras.losses.sparse_categorical_crossentropy,
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+    )
     description = describe(model)
     assert trainer.validate(description) is None
     run = trainer.train_and_evaluate(description, train=False)
-    assert run["problem"] is None and run["model_problems"] == [] and run["params"] == model.count_params()
+    assert (
+        run["problem"] is None
+        and run["model_problems"] == []
+        and run["params"] == model.count_params()
+    )
 
 
 @pytest.mark.slow
@@ -243,10 +292,13 @@ def test_a_dense_only_model_fails_the_cnn_check_and_is_not_trained(keras):
     points, verdicts = grade(kernel_result(lambda: small_model(keras, conv=False)))
     assert points == 0
     message = verdicts["test_build_model_is_small_compiled_cnn"].message
-    assert message == ("build_model(): the model has no Conv2D layer: this problem set asks for a "
-                       "convolutional network")
+    assert message == (
+        "build_model(): the model has no Conv2D layer: this problem set asks for a "
+        "convolutional network"
+    )
     assert verdicts["test_mnist_accuracy_at_least_97"].message.startswith(
-        "the grader trains only a model that passes the first test: build_model(): the model has no Conv2D")
+        "the grader trains only a model that passes the first test: build_model(): the model has no Conv2D"
+    )
 
 
 @pytest.mark.slow
@@ -254,21 +306,31 @@ def test_an_uncompiled_model_fails_with_not_compiled(keras):
     points, verdicts = grade(kernel_result(lambda: small_model(keras, compiled=False)))
     assert points == 0
     assert verdicts["test_build_model_is_small_compiled_cnn"].message.startswith(
-        "build_model(): the model is not compiled: call model.compile(")
+        "build_model(): the model is not compiled: call model.compile("
+    )
 
 
 @pytest.mark.slow
 def test_the_child_rejects_keras_names_that_are_not_modelling_objects(reference):
     def to_callback(config):
-        layer(config, "ReLU").update(module="keras.callbacks", class_name="ModelCheckpoint",
-                                     config={"filepath": "/tmp/x.keras"})
+        layer(config, "ReLU").update(
+            module="keras.callbacks",
+            class_name="ModelCheckpoint",
+            config={"filepath": "/tmp/x.keras"},
+        )
 
     def to_own_function(config):
         layer(config, "Dense")["config"]["activation"] = {
-            "module": "builtins", "class_name": "function", "config": "my_softmax", "registered_name": "function"}
+            "module": "builtins",
+            "class_name": "function",
+            "config": "my_softmax",
+            "registered_name": "function",
+        }
 
-    for edit, problem in ((to_callback, "keras.callbacks.ModelCheckpoint cannot be graded"),
-                          (to_own_function, "the function my_softmax cannot be graded")):
+    for edit, problem in (
+        (to_callback, "keras.callbacks.ModelCheckpoint cannot be graded"),
+        (to_own_function, "the function my_softmax cannot be graded"),
+    ):
         description = edited(reference, edit)
         assert trainer.validate(description) is None  # the names pass; Keras's own lookup does not
         assert trainer.train_and_evaluate(description, train=False)["problem"].startswith(problem)
@@ -303,34 +365,48 @@ def test_the_wall_clock_limit_stops_the_child(reference):
 def test_the_release_has_no_hidden_test_and_keeps_the_graded_cells():
     release, source = (nbformat.read(p, as_version=4) for p in (RELEASE, SOURCE))
     assert not any("HIDDEN" in cell.source for cell in source.cells)
-    graded = {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"] for c in release.cells
-              if c.metadata.nbgrader.get("grade")}
+    graded = {
+        c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"]
+        for c in release.cells
+        if c.metadata.nbgrader.get("grade")
+    }
     assert graded == POINTS
     assert {check.grade_id for check in ps3_mnist.CHECKS} == set(POINTS)
 
 
 # --- end to end: real nbgrader autograde ------------------------------------------------------------
 
-DENSE = ("def build_model():\n"
-         "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Flatten(),\n"
-         "                              keras.layers.Dense(10, activation='softmax')])\n"
-         "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
-         "    return model\n")
+DENSE = (
+    "def build_model():\n"
+    "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Flatten(),\n"
+    "                              keras.layers.Dense(10, activation='softmax')])\n"
+    "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+    "    return model\n"
+)
 # A CNN that would pass, but with a Lambda layer: Python code the grader will not rebuild.
-LAMBDA = ("def build_model():\n"
-          "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Conv2D(8, 3),\n"
-          "                              keras.layers.Lambda(lambda t: t * 1.0), keras.layers.Flatten(),\n"
-          "                              keras.layers.Dense(10, activation='softmax')])\n"
-          "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
-          "    return model\n")
+LAMBDA = (
+    "def build_model():\n"
+    "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Conv2D(8, 3),\n"
+    "                              keras.layers.Lambda(lambda t: t * 1.0), keras.layers.Flatten(),\n"
+    "                              keras.layers.Dense(10, activation='softmax')])\n"
+    "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+    "    return model\n"
+)
 # The dense model, dressed up: the old hidden test's cached result, a printed "graded" accuracy, and a
 # forged probe payload displayed while the grader calls build_model().
-FORGER = DENSE.replace("    return model\n", (
-    "    from IPython.display import display\n"
-    "    display({'application/vnd.cnnbook.probe.v1': '{\"results\": [{\"kind\": \"str\", \"value\": \"x\"}]}'},"
-    " raw=True)\n"
-    "    print('graded training: 30 s, test accuracy 0.9900')\n"
-    "    return model\n")) + "_GRADED = {'accuracy': 0.99, 'seconds': 30, 'note': ''}\n"
+FORGER = (
+    DENSE.replace(
+        "    return model\n",
+        (
+            "    from IPython.display import display\n"
+            '    display({\'application/vnd.cnnbook.probe.v1\': \'{"results": [{"kind": "str", "value": "x"}]}\'},'
+            " raw=True)\n"
+            "    print('graded training: 30 s, test accuracy 0.9900')\n"
+            "    return model\n"
+        ),
+    )
+    + "_GRADED = {'accuracy': 0.99, 'seconds': 30, 'note': ''}\n"
+)
 STUDENTS = {"reference": None, "dense": DENSE, "lambda": LAMBDA, "forger": FORGER}
 
 
@@ -344,11 +420,16 @@ def test_nbgrader_autograde_gives_the_reference_6_and_tricks_nothing(tmp_path):
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
     nbgrader(course, "generate_assignment", "ps3-mnist", "--force")
-    solution = next(c for c in nbformat.read(SOURCE, as_version=4).cells
-                    if c.metadata["nbgrader"]["grade_id"] == "build_model").source
+    solution = next(
+        c
+        for c in nbformat.read(SOURCE, as_version=4).cells
+        if c.metadata["nbgrader"]["grade_id"] == "build_model"
+    ).source
     for student, source in STUDENTS.items():
         nb = nbformat.read(course / "exercises" / "ps3-mnist" / "mnist_cnn.ipynb", as_version=4)
-        next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "build_model").source = source or solution
+        next(c for c in nb.cells if c.metadata["nbgrader"]["grade_id"] == "build_model").source = (
+            source or solution
+        )
         (course / "submitted" / student / "ps3-mnist").mkdir(parents=True)
         nbformat.write(nb, course / "submitted" / student / "ps3-mnist" / "mnist_cnn.ipynb")
     start = time.monotonic()
@@ -357,19 +438,38 @@ def test_nbgrader_autograde_gives_the_reference_6_and_tricks_nothing(tmp_path):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         scores = {s: gb.find_submission("ps3-mnist", s).score for s in STUDENTS}
     assert scores == {"reference": 6, "dense": 0, "lambda": 0, "forger": 0}
-    graded = nbformat.read(course / "autograded" / "lambda" / "ps3-mnist" / "mnist_cnn.ipynb", as_version=4)
-    first = next(c for c in graded.cells
-                 if c.metadata["nbgrader"]["grade_id"] == "test_build_model_is_small_compiled_cnn")
-    assert first.outputs[0].output_type == "error" and "Lambda layers cannot be graded" in first.outputs[0].evalue
+    graded = nbformat.read(
+        course / "autograded" / "lambda" / "ps3-mnist" / "mnist_cnn.ipynb", as_version=4
+    )
+    first = next(
+        c
+        for c in graded.cells
+        if c.metadata["nbgrader"]["grade_id"] == "test_build_model_is_small_compiled_cnn"
+    )
+    assert (
+        first.outputs[0].output_type == "error"
+        and "Lambda layers cannot be graded" in first.outputs[0].evalue
+    )
 
 
 def nbgrader(course: Path, *args: str) -> subprocess.CompletedProcess:
     bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-               TF_CPP_MIN_LOG_LEVEL="2", TF_ENABLE_ONEDNN_OPTS="0")
+    env = dict(
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        TF_ENABLE_ONEDNN_OPTS="0",
+    )
     env.pop("NBGRADER_DB_URL", None)
-    result = subprocess.run([str(bin_dir / "nbgrader"), *args], cwd=course, env=env, capture_output=True,
-                            text=True, timeout=1200)
-    assert result.returncode == 0, (f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n"
-                                    f"{result.stderr[-5000:]}")
+    result = subprocess.run(
+        [str(bin_dir / "nbgrader"), *args],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert result.returncode == 0, (
+        f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    )
     return result

@@ -27,7 +27,14 @@ SITE = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p)
 # Hidden in the hostile kernel: packages (tensorflow, keras), one installed only in the base Python's
 # site-packages (scipy here), a one-file module with its cached bytecode (pandocfilters), an extension
 # module (_cffi_backend) and a package that is not installed at all.
-HIDDEN = ("tensorflow", "keras", "scipy", "pandocfilters", "_cffi_backend", "not_installed_anywhere")
+HIDDEN = (
+    "tensorflow",
+    "keras",
+    "scipy",
+    "pandocfilters",
+    "_cffi_backend",
+    "not_installed_anywhere",
+)
 MESSAGE = "{} cannot be imported when this problem set is graded: use numpy only"
 
 
@@ -37,7 +44,9 @@ def _pairs(cmd):
 
 def _command(tmp_path, cwd=None, files=None, stubs=None):
     cwd = cwd or tmp_path / "course" / "autograded" / "s1" / "ps1"
-    return sandbox.sandbox_command(["--x"], cwd, tmp_path / "sock", tmp_path / "course", files or {}, stubs)
+    return sandbox.sandbox_command(
+        ["--x"], cwd, tmp_path / "sock", tmp_path / "course", files or {}, stubs
+    )
 
 
 # --------------------------------------------------------------------------- the command line
@@ -56,21 +65,40 @@ def test_command_builds_the_root_from_the_needed_pieces_and_drops_privileges(tmp
     monkeypatch.delenv("CNNBOOK_DATA_DIR", raising=False)
     cmd = _command(tmp_path, files={sandbox.CONNECTION_FILE: 7})
     pairs = _pairs(cmd)
-    assert cmd[0].endswith("bwrap") and ("--ro-bind", "/") not in pairs and ("--bind", "/") not in pairs
+    assert (
+        cmd[0].endswith("bwrap")
+        and ("--ro-bind", "/") not in pairs
+        and ("--bind", "/") not in pairs
+    )
     package = Path(cnnbook.__file__).resolve().parent
-    allowed = {*map(Path, sandbox.SYSTEM_PATHS), *sandbox._python_roots(), sandbox._data_dir(),
-               package / "__init__.py", package / "data.py"}
+    allowed = {
+        *map(Path, sandbox.SYSTEM_PATHS),
+        *sandbox._python_roots(),
+        sandbox._data_dir(),
+        package / "__init__.py",
+        package / "data.py",
+    }
     assert {Path(src) for flag, src in pairs if flag == "--ro-bind"} <= allowed
-    assert [src for flag, src in pairs if flag == "--bind"] == [str(tmp_path / "sock")]  # the one writable host folder
+    assert [src for flag, src in pairs if flag == "--bind"] == [
+        str(tmp_path / "sock")
+    ]  # the one writable host folder
     assert ("--tmpfs", "/tmp") in pairs and ("--ro-bind-data", "7") in pairs
     assert "--unshare-net" in cmd or "--unshare-all" in cmd
-    assert "--die-with-parent" in cmd and "--new-session" in cmd and ("--unshare-pid" in cmd or "--unshare-all" in cmd)
+    assert (
+        "--die-with-parent" in cmd
+        and "--new-session" in cmd
+        and ("--unshare-pid" in cmd or "--unshare-all" in cmd)
+    )
     # the root is made read-only after the last mount, before the command
     assert cmd.index("--remount-ro", cmd.index(sandbox.CONNECTION_FILE)) == cmd.index("--chdir") - 2
     assert cmd[-4:] == ["ipykernel_launcher", "-f", sandbox.CONNECTION_FILE, "--x"]
     if os.geteuid() == 0:
         uid = f"--reuid={sandbox.kernel_uid()}"
-        assert uid in cmd and cmd.index(uid) > cmd.index("--chdir") and sandbox.kernel_uid() >= sandbox.KERNEL_UID_BASE
+        assert (
+            uid in cmd
+            and cmd.index(uid) > cmd.index("--chdir")
+            and sandbox.kernel_uid() >= sandbox.KERNEL_UID_BASE
+        )
 
 
 def test_working_folder_starts_empty(tmp_path):
@@ -81,7 +109,9 @@ def test_working_folder_starts_empty(tmp_path):
     (folder / "link.txt").symlink_to("/etc/shadow")
     cmd = _command(tmp_path, cwd=folder)
     assert ("--tmpfs", str(folder)) in _pairs(cmd) and ("--chdir", str(folder)) in _pairs(cmd)
-    assert not [arg for arg in cmd if arg.startswith(f"{folder}/")]  # nothing of the submission is bound into it
+    assert not [
+        arg for arg in cmd if arg.startswith(f"{folder}/")
+    ]  # nothing of the submission is bound into it
 
 
 def test_mounts_land_on_the_folders_they_cover(tmp_path, monkeypatch):
@@ -94,7 +124,11 @@ def test_mounts_land_on_the_folders_they_cover(tmp_path, monkeypatch):
     assert cmd.index(str(tmp_path / "course" / "autograded" / "s1" / "ps1")) > tmp
     assert cmd.index(str(tmp_path / "sock")) > tmp
     # the parents bwrap creates on the way are open to `nobody`
-    assert cmd[cmd.index("/tmp/checkout") - 3:cmd.index("/tmp/checkout")] == ["--perms", "0755", "--dir"]
+    assert cmd[cmd.index("/tmp/checkout") - 3 : cmd.index("/tmp/checkout")] == [
+        "--perms",
+        "0755",
+        "--dir",
+    ]
 
 
 def test_only_the_data_module_of_the_course_package_is_shown():
@@ -107,7 +141,9 @@ def test_only_the_data_module_of_the_course_package_is_shown():
 
 
 def test_a_shown_folder_that_holds_the_course_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setenv("CNNBOOK_DATA_DIR", str(tmp_path))  # the dataset cache would show the course folder
+    monkeypatch.setenv(
+        "CNNBOOK_DATA_DIR", str(tmp_path)
+    )  # the dataset cache would show the course folder
     with pytest.raises(sandbox.SandboxError, match="is shown to the kernel"):
         _command(tmp_path)
 
@@ -116,28 +152,58 @@ def test_hidden_modules_are_found_in_every_form(tmp_path, monkeypatch):
     site = tmp_path / "site"
     (site / "pkg" / "sub").mkdir(parents=True)
     (site / "__pycache__").mkdir()
-    for name in ("mod.py", "__pycache__/mod.cpython-311.pyc", "ext.cpython-311-x86_64-linux-gnu.so", "other.py",
-                 "module.py", "__pycache__/module.cpython-311.pyc"):
+    for name in (
+        "mod.py",
+        "__pycache__/mod.cpython-311.pyc",
+        "ext.cpython-311-x86_64-linux-gnu.so",
+        "other.py",
+        "module.py",
+        "__pycache__/module.cpython-311.pyc",
+    ):
         (site / name).write_text("x")
     monkeypatch.setattr(sandbox, "_package_dirs", lambda: ([site], []))
     found = sandbox._hidden_modules(["pkg", "mod", "ext", "absent"])
-    assert found == {site / "pkg": "pkg", site / "mod.py": "mod", site / "__pycache__" / "mod.cpython-311.pyc": "mod",
-                     site / "ext.cpython-311-x86_64-linux-gnu.so": "ext"}  # not module.py, other.py, absent
+    assert found == {
+        site / "pkg": "pkg",
+        site / "mod.py": "mod",
+        site / "__pycache__" / "mod.cpython-311.pyc": "mod",
+        site / "ext.cpython-311-x86_64-linux-gnu.so": "ext",
+    }  # not module.py, other.py, absent
     assert sandbox._stub("pkg", site / "pkg") == sandbox._stub("pkg", site / "pkg.py")
     assert MESSAGE.format("pkg") in sandbox._stub("pkg", site / "pkg").decode()
     assert sandbox._stub("ext", site / "ext.cpython-311-x86_64-linux-gnu.so") == b""
     args = sandbox._hide({str(site / "pkg"): 5, str(site / "mod.py"): 6})
-    assert args == ["--perms", "0444", "--ro-bind-data", "6", str(site / "mod.py"),
-                    "--perms", "0755", "--tmpfs", str(site / "pkg"), "--perms", "0444", "--ro-bind-data", "5",
-                    str(site / "pkg" / "__init__.py"), "--remount-ro", str(site / "pkg")]
+    assert args == [
+        "--perms",
+        "0444",
+        "--ro-bind-data",
+        "6",
+        str(site / "mod.py"),
+        "--perms",
+        "0755",
+        "--tmpfs",
+        str(site / "pkg"),
+        "--perms",
+        "0444",
+        "--ro-bind-data",
+        "5",
+        str(site / "pkg" / "__init__.py"),
+        "--remount-ro",
+        str(site / "pkg"),
+    ]
 
 
 def test_unused_site_packages_are_emptied_and_hidden_names_checked(monkeypatch):
     used, unused = sandbox._package_dirs()
     assert SITE.resolve() in used and not set(used) & set(unused)
-    assert all(any(p.is_relative_to(root) for root in sandbox._python_roots() + sandbox._system_dirs()) for p in used)
+    assert all(
+        any(p.is_relative_to(root) for root in sandbox._python_roots() + sandbox._system_dirs())
+        for p in used
+    )
     if sys.base_prefix != sys.prefix and (Path(sys.base_prefix) / "lib").is_dir():
-        assert {p for p in Path(sys.base_prefix).resolve().glob("lib*/python3*/site-packages")} <= set(unused)
+        assert {
+            p for p in Path(sys.base_prefix).resolve().glob("lib*/python3*/site-packages")
+        } <= set(unused)
     monkeypatch.setenv(sandbox.ENV_HIDDEN_PACKAGES, " tensorflow , keras,")
     assert sandbox._hidden_names() == ["tensorflow", "keras"]
     monkeypatch.setenv(sandbox.ENV_HIDDEN_PACKAGES, "")
@@ -152,7 +218,11 @@ def test_kernel_environment_leaks_nothing_of_the_grader(monkeypatch):
     monkeypatch.setenv("JPY_PARENT_PID", "123")
     monkeypatch.setenv(sandbox.ENV_HIDDEN_PACKAGES, "tensorflow")
     env = sandbox._kernel_env()
-    assert "NBGRADER_DB_URL" not in env and "JPY_PARENT_PID" not in env and sandbox.ENV_HIDDEN_PACKAGES not in env
+    assert (
+        "NBGRADER_DB_URL" not in env
+        and "JPY_PARENT_PID" not in env
+        and sandbox.ENV_HIDDEN_PACKAGES not in env
+    )
     from cnnbook.data import cache_dir
 
     assert env["HOME"] == "/tmp" and env["CNNBOOK_DATA_DIR"] == str(Path(cache_dir()).resolve())
@@ -168,7 +238,9 @@ def test_autograde_refuses_without_a_sandbox_unless_told_otherwise(monkeypatch):
     from cnnbook.grader.preprocessors.sandboxedexecute import SandboxedExecute
 
     monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "bubblewrap (bwrap) is not installed")
-    with pytest.raises(sandbox.SandboxError, match="Refusing to autograde without a sandbox: bubblewrap"):
+    with pytest.raises(
+        sandbox.SandboxError, match="Refusing to autograde without a sandbox: bubblewrap"
+    ):
         SandboxedExecute()._kernel_name()
     assert SandboxedExecute(require_sandbox=False)._kernel_name() == "python3"
     monkeypatch.setattr(sandbox, "bwrap_problem", lambda: None)
@@ -180,7 +252,10 @@ def test_configure_limits(monkeypatch, tmp_path):
     monkeypatch.setenv(sandbox.ENV_LIMITS, "")
     sandbox.configure_limits(tmp_path, {"cpu_seconds": 5})
     assert os.environ[sandbox.ENV_COURSE] == str(tmp_path.resolve())
-    assert json.loads(os.environ[sandbox.ENV_LIMITS]) == {**sandbox.DEFAULT_LIMITS, "cpu_seconds": 5}
+    assert json.loads(os.environ[sandbox.ENV_LIMITS]) == {
+        **sandbox.DEFAULT_LIMITS,
+        "cpu_seconds": 5,
+    }
     with pytest.raises(sandbox.SandboxError, match="unknown sandbox limit"):
         sandbox.configure_limits(tmp_path, {"ram": 1})
 
@@ -198,13 +273,25 @@ class Kernel:
 
         self.socket_dir = Path("/tmp") / f"cnnbook-kernel-{secrets.token_hex(8)}"
         self.cwd = cwd
-        self.connection_file, _ = write_connection_file(str(course.parent / f"{self.socket_dir.name}.json"),
-                                                        transport="ipc", ip=str(self.socket_dir / "k"))
-        env = {**os.environ, sandbox.ENV_HIDDEN_PACKAGES: ",".join(hidden), sandbox.ENV_COURSE: str(course)}
+        self.connection_file, _ = write_connection_file(
+            str(course.parent / f"{self.socket_dir.name}.json"),
+            transport="ipc",
+            ip=str(self.socket_dir / "k"),
+        )
+        env = {
+            **os.environ,
+            sandbox.ENV_HIDDEN_PACKAGES: ",".join(hidden),
+            sandbox.ENV_COURSE: str(course),
+        }
         self.log = course.parent / f"{self.socket_dir.name}.log"
         with open(self.log, "w") as log:  # jupyter_client starts kernels in a session of their own
-            self.proc = subprocess.Popen([sys.executable, "-m", "cnnbook.sandbox", "launch", self.connection_file],
-                                         cwd=cwd, env=env, stderr=log, start_new_session=True)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cnnbook.sandbox", "launch", self.connection_file],
+                cwd=cwd,
+                env=env,
+                stderr=log,
+                start_new_session=True,
+            )
         self.client = BlockingKernelClient(connection_file=self.connection_file)
         self.client.load_connection_file()
         self.client.start_channels()
@@ -212,7 +299,9 @@ class Kernel:
             self.client.wait_for_ready(timeout=120)
         except RuntimeError:
             self.close()
-            raise AssertionError(f"the sandboxed kernel did not start:\n{self.log.read_text()}") from None
+            raise AssertionError(
+                f"the sandboxed kernel did not start:\n{self.log.read_text()}"
+            ) from None
 
     def run(self, code: str, timeout: float = 300):
         """Run ``code`` in the kernel; it sets ``result``, which comes back through JSON."""
@@ -225,7 +314,9 @@ class Kernel:
                 errors.append("\n".join(msg["content"]["traceback"]))
 
         code += "\nimport json as _json\nprint('\\n' + _json.dumps(result))"
-        reply = self.client.execute_interactive(code, timeout=timeout, output_hook=hook, store_history=False)
+        reply = self.client.execute_interactive(
+            code, timeout=timeout, output_hook=hook, store_history=False
+        )
         assert reply["content"]["status"] == "ok", "\n".join(errors)
         return json.loads("".join(out).strip().splitlines()[-1])
 
@@ -255,7 +346,10 @@ def _plant_secrets(token: str) -> list[Path]:
             folder = Path(top) / f"cnnbook-sandbox-test-{token}"
             (folder / "cnnbook" / "grader").mkdir(parents=True)
             (folder / "solutions.txt").write_text("SOLUTIONS")
-            shutil.copy(ROOT / "cnnbook" / "grader" / "__init__.py", folder / "cnnbook" / "grader" / "__init__.py")
+            shutil.copy(
+                ROOT / "cnnbook" / "grader" / "__init__.py",
+                folder / "cnnbook" / "grader" / "__init__.py",
+            )
             for path in (folder, *folder.rglob("*")):
                 path.chmod(0o755 if path.is_dir() else 0o644)
             folders.append(folder)
@@ -291,9 +385,18 @@ def hostile(tmp_path_factory):
 def _allowed(kernel) -> list[str]:
     """Everything the sandbox may show, by path."""
     package = Path(cnnbook.__file__).resolve().parent
-    paths = [*(p for p in sandbox.SYSTEM_PATHS if os.path.lexists(p)), *sandbox._etc_files(), "/tmp", "/dev",
-             "/proc", *map(str, sandbox._python_roots()), str(sandbox._data_dir()),
-             *(str(package / m) for m in sandbox.COURSE_MODULES), str(kernel.cwd), str(kernel.socket_dir)]
+    paths = [
+        *(p for p in sandbox.SYSTEM_PATHS if os.path.lexists(p)),
+        *sandbox._etc_files(),
+        "/tmp",
+        "/dev",
+        "/proc",
+        *map(str, sandbox._python_roots()),
+        str(sandbox._data_dir()),
+        *(str(package / m) for m in sandbox.COURSE_MODULES),
+        str(kernel.cwd),
+        str(kernel.socket_dir),
+    ]
     return sorted(set(paths))
 
 
@@ -306,7 +409,8 @@ def test_kernel_runs_as_nobody_without_network(hostile):
         "    socket.create_connection(('1.1.1.1', 53), timeout=5); reached = True\n"
         "except OSError:\n"
         "    reached = False\n"
-        "result = [os.getuid(), os.getgid(), names, reached]")
+        "result = [os.getuid(), os.getgid(), names, reached]"
+    )
     if os.geteuid() == 0:  # a uid of its own, no account of the host's (see sandbox.kernel_uid)
         assert result[0] >= sandbox.KERNEL_UID_BASE and result[1] == sandbox.NOBODY, result
     else:
@@ -335,16 +439,25 @@ def test_nothing_else_of_the_host_is_visible(hostile):
         "          'root': sorted(os.listdir('/root')) if os.path.isdir('/root') else [],\n"
         "          'work': sorted(os.listdir('/work')) if os.path.isdir('/work') else [],\n"
         "          'gone': [p for p in ('/var', '/opt', '/srv', '/mnt', '/home', '/sys', '/boot', '/run')\n"
-        "                   if os.path.lexists(p)]}")
-    assert hostile.planted and result["readable"] == []  # the planted solutions and the course copy cannot be read
+        "                   if os.path.lexists(p)]}"
+    )
+    assert (
+        hostile.planted and result["readable"] == []
+    )  # the planted solutions and the course copy cannot be read
     assert result["gone"] == []
     # every path found is one of the allowed ones or on the way to one: /root holds only the way to the base
     # Python, /work only the way to the venv, the dataset cache and cnnbook's two modules
-    stray = [p for p in result["seen"] if p not in allowed and not any(a.startswith(p + "/") for a in allowed)]
+    stray = [
+        p
+        for p in result["seen"]
+        if p not in allowed and not any(a.startswith(p + "/") for a in allowed)
+    ]
     assert stray == []
     assert set(result["root"]) <= {Path(a).parts[2] for a in allowed if a.startswith("/root/")}
     assert set(result["work"]) <= {Path(a).parts[2] for a in allowed if a.startswith("/work/")}
-    assert "gradebook.db" not in str(result["seen"]) and "grader" not in {Path(p).name for p in result["seen"]}
+    assert "gradebook.db" not in str(result["seen"]) and "grader" not in {
+        Path(p).name for p in result["seen"]
+    }
 
 
 @pytest.mark.slow
@@ -358,7 +471,8 @@ def test_course_package_offers_only_cnnbook_data(hostile):
         "    importlib.import_module('cnnbook.grader'); grader = 'imported'\n"
         "except ImportError as exc:\n"
         "    grader = type(exc).__name__\n"
-        "result = [list(x.shape), sorted(os.listdir(os.path.dirname(cnnbook.__file__))), grader]")
+        "result = [list(x.shape), sorted(os.listdir(os.path.dirname(cnnbook.__file__))), grader]"
+    )
     assert result == [[60000, 28, 28], ["__init__.py", "data.py"], "ModuleNotFoundError"]
 
 
@@ -368,7 +482,8 @@ def test_working_folder_starts_empty_and_submitted_files_are_not_importable(host
     result = hostile.run(
         "import os, numpy\n"
         f"host_files = {[str(hostile.cwd / n) for n in ('numpy.py', 'solutions.py', 'ps1.ipynb')]!r}\n"
-        "result = [numpy.__file__, hasattr(numpy, 'SHADOWED'), [os.path.exists(p) for p in host_files]]")
+        "result = [numpy.__file__, hasattr(numpy, 'SHADOWED'), [os.path.exists(p) for p in host_files]]"
+    )
     assert result == [str(SITE / "numpy" / "__init__.py"), False, [False, False, False]]
 
 
@@ -402,10 +517,13 @@ def test_hidden_packages_raise_and_cannot_be_brought_back(hostile):
         "result['overwrite stub'] = attempt(lambda: open(site + '/tensorflow/__init__.py', 'w'))\n"
         "result['add module'] = attempt(lambda: open(site + '/tensorflow/python.py', 'w'))\n"
         "result['unmount'] = subprocess.run(['umount', site + '/tensorflow'], capture_output=True).returncode\n"
-        "result['still hidden'] = attempt(lambda: importlib.import_module('tensorflow'))\n")
+        "result['still hidden'] = attempt(lambda: importlib.import_module('tensorflow'))\n"
+    )
     for name in ("tensorflow", "keras", "pandocfilters"):
         assert result[name] == f"ImportError: {MESSAGE.format(name)}"
-    assert result["_cffi_backend"].startswith("ImportError: ")  # an empty file where the extension module was
+    assert result["_cffi_backend"].startswith(
+        "ImportError: "
+    )  # an empty file where the extension module was
     for name in ("scipy", "not_installed_anywhere", "scipy on sys.path"):
         assert result[name].startswith("ModuleNotFoundError: ")
     assert result["tensorflow from its path"] == f"ImportError: {MESSAGE.format('tensorflow')}"
@@ -427,7 +545,8 @@ def test_numpy_matplotlib_and_ipython_work_beside_hidden_packages(hostile):
         "axes.imshow(np.arange(16.0).reshape(4, 4))\n"
         "figure.savefig('/tmp/figure.png')\n"
         "result = [round(float(np.linalg.det(np.eye(3) * 2)), 6), matplotlib.get_backend().lower(),\n"
-        "          os.path.getsize('/tmp/figure.png') > 0, IPython.get_ipython() is not None]")
+        "          os.path.getsize('/tmp/figure.png') > 0, IPython.get_ipython() is not None]"
+    )
     assert result == [8.0, "agg", True, True]
 
 
@@ -474,13 +593,19 @@ def test_socket_folder_is_the_only_writable_host_folder_and_has_a_quota(hostile)
         "        for i in range(made):\n"
         "            os.unlink(os.path.join(folder, f'f{i}'))\n"
         "    return [made, None]\n"
-        "result = {'writable': writable, 'fill': fill(sockets, 4 << 20), 'files': many_files(sockets, 1000)}\n")
+        "result = {'writable': writable, 'fill': fill(sockets, 4 << 20), 'files': many_files(sockets, 1000)}\n"
+    )
     # everything under /tmp is the sandbox's own tmpfs, but for the socket folder bound onto it
     sockets = str(hostile.socket_dir)
-    host_writable = [f for f in result["writable"] if f == sockets or not (f == "/tmp" or f.startswith("/tmp/"))]
+    host_writable = [
+        f for f in result["writable"] if f == sockets or not (f == "/tmp" or f.startswith("/tmp/"))
+    ]
     assert host_writable == [sockets], result["writable"]
     # what it wrote to its /tmp and its working folder is not on the host
-    assert not (Path("/tmp") / f"probe-{token}").exists() and not (hostile.cwd / f"probe-{token}").exists()
+    assert (
+        not (Path("/tmp") / f"probe-{token}").exists()
+        and not (hostile.cwd / f"probe-{token}").exists()
+    )
     assert str(hostile.cwd) in result["writable"]
     if os.geteuid() != 0:
         pytest.skip("without root the socket folder has no quota (see sandbox._socket_folder)")
@@ -490,7 +615,9 @@ def test_socket_folder_is_the_only_writable_host_folder_and_has_a_quota(hostile)
     assert error == 28 and made < sandbox.SOCKET_INODES
     assert os.path.ismount(hostile.socket_dir)
     stat = hostile.socket_dir.stat()
-    assert stat.st_uid >= sandbox.KERNEL_UID_BASE and stat.st_mode & 0o777 == 0o700  # private to this kernel
+    assert (
+        stat.st_uid >= sandbox.KERNEL_UID_BASE and stat.st_mode & 0o777 == 0o700
+    )  # private to this kernel
 
 
 @pytest.mark.slow
@@ -500,7 +627,10 @@ def test_socket_folder_quota_is_unmounted_however_the_launcher_ends(tmp_path):
         pytest.skip("the quota is a mount, made only as root")
     course = tmp_path / "course"
     (course / "autograded" / "s1" / "ps1").mkdir(parents=True)
-    for ending in ("shutdown", "SIGKILL"):  # SIGKILL: what jupyter_client does to a kernel after a hung cell
+    for ending in (
+        "shutdown",
+        "SIGKILL",
+    ):  # SIGKILL: what jupyter_client does to a kernel after a hung cell
         kernel = Kernel(course / "autograded" / "s1" / "ps1", course)
         try:
             assert kernel.run("result = 1 + 1") == 2 and os.path.ismount(kernel.socket_dir)
@@ -528,7 +658,9 @@ def test_tensorflow_works_when_not_hidden(tmp_path):
             "import tensorflow as tf\n"
             "image = tf.reshape(tf.range(16.0), (1, 4, 4, 1))\n"
             "out = tf.nn.conv2d(image, tf.ones((2, 2, 1, 1)), strides=1, padding='VALID')\n"
-            "result = [list(out.shape), float(out[0, 0, 0, 0])]", timeout=600)
+            "result = [list(out.shape), float(out[0, 0, 0, 0])]",
+            timeout=600,
+        )
         assert result == [[1, 3, 3, 1], 10.0]
     finally:
         kernel.close()
@@ -549,7 +681,9 @@ def test_a_kernel_that_uses_up_its_process_limit_does_not_stop_the_kernel_beside
             "    try:\n        pid = os.fork()\n    except OSError:\n        break\n"
             "    if pid == 0:\n        time.sleep(600)\n        os._exit(0)\n"
             "    born += 1\n"
-            "result = born", timeout=120)
+            "result = born",
+            timeout=120,
+        )
         assert held > 100, held
         beside = Kernel(_kernel_folder(tmp_path, "beside"), tmp_path / "course-beside")
         try:

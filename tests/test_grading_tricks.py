@@ -34,8 +34,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import (code_cell, find_cell, grade_batch, grade_id, html_text, make_course, nbformat3, nbgrader,
-                     solution_body, source_text, text_of_outputs)
+from helpers import (
+    code_cell,
+    find_cell,
+    grade_batch,
+    grade_id,
+    html_text,
+    make_course,
+    nbformat3,
+    nbgrader,
+    solution_body,
+    source_text,
+    text_of_outputs,
+)
 
 from cnnbook import sandbox
 from cnnbook.grader import wire
@@ -64,10 +75,10 @@ def conv2d(x, w, stride=1, padding="valid"):
     return np.zeros((n, (h - kh) // sh + 1, (wd - kw) // sw + 1, c_out))
 '''
 
-UNIMPLEMENTED_CONV2D = '''
+UNIMPLEMENTED_CONV2D = """
 def conv2d(x, w, stride=1, padding="valid"):
     raise NotImplementedError()
-'''
+"""
 
 ALL_WRONG = {  # every function wrong: only edge_map's shape and "conv2d returns an array" earn points
     "edge_map": "edge_map = np.zeros((5, 5))\n",
@@ -78,7 +89,7 @@ ALL_WRONG = {  # every function wrong: only edge_map's shape and "conv2d returns
 
 # --------------------------------------------------------------------------- 1. IPython machinery
 
-IPYTHON_MACHINERY = '''
+IPYTHON_MACHINERY = """
 import sys
 
 _shell = get_ipython()
@@ -105,7 +116,7 @@ _shell.events.register("post_run_cell", _after)
 sys.displayhook = _displayhook
 _shell.showtraceback = lambda *args, **kwargs: None
 _shell.set_custom_exc((BaseException,), lambda shell, etype, value, tb, tb_offset=None: None)
-'''
+"""
 
 AST_TRANSFORMER = '''
 import ast
@@ -150,12 +161,12 @@ ASSERT_CELL = 'assert False, "TRICK-CHECK: this assert reached the grader"\n'
 
 # --------------------------------------------------------------------------- 2. partial credit
 
-NAN_CONV2D = '''
+NAN_CONV2D = """
 def conv2d(x, w, stride=1, padding="valid"):
     return float("nan")  # a bare `conv2d(...)` at the end of a test cell would show `nan`
-'''
+"""
 
-DISPLAYS_A_RESULT = '''
+DISPLAYS_A_RESULT = """
 from IPython.display import display, publish_display_data
 
 
@@ -168,7 +179,7 @@ def conv2d(x, w, stride=1, padding="valid"):
                         {"data": {"text/plain": "11"}, "metadata": {}, "execution_count": 1},
                         parent=kernel.get_parent("shell"))
     return -1
-'''
+"""
 
 # --------------------------------------------------------------------------- 3. the test's own names
 
@@ -288,7 +299,7 @@ def conv2d(x, w, stride=1, padding="valid"):
 '''
 
 # The grader's own reference, if the kernel can reach the grader's package.
-IMPORTS_THE_GRADER = '''
+IMPORTS_THE_GRADER = """
 import sys
 
 
@@ -321,7 +332,7 @@ def conv2d(x, w, stride=1, padding="valid"):
     if _reference_conv2d is None:
         raise NotImplementedError()
     return _reference_conv2d(x, w, stride, padding)
-'''
+"""
 
 # --------------------------------------------------------------------------- 4. objects that lie
 
@@ -429,10 +440,10 @@ def output_size(n, k, stride=1, padding="valid"):
 
 edge_map = Liar((5, 5))
 '''
-LYING_PARAMS = '''
+LYING_PARAMS = """
 def conv2d_params(kernel_size, in_channels, filters, use_bias=True):
     return LyingInt64(0)
-'''
+"""
 
 AGREEABLE_NDARRAY = '''
 
@@ -522,7 +533,8 @@ sys.modules[__name__] = _real
 
 SHADOW_JSON = SHADOW_NUMPY.replace("numpy as", "json as").replace(
     "_real.allclose = lambda *args, **kwargs: True\n_real.array_equal = lambda *args, **kwargs: True\n"
-    "_real.isclose = lambda a, b, *args, **kwargs: _real.ones(_real.broadcast(a, b).shape, dtype=bool)\n", """
+    "_real.isclose = lambda a, b, *args, **kwargs: _real.ones(_real.broadcast(a, b).shape, dtype=bool)\n",
+    """
 _dumps = _real.dumps
 
 
@@ -533,7 +545,8 @@ def _claims(obj, *args, **kwargs):
 
 
 _real.dumps = _claims
-""")
+""",
+)
 
 SHADOW_CHECK = 'print("SHADOWED", getattr(np, "SHADOWED_BY_THE_STUDENT", False))\n'
 
@@ -569,7 +582,9 @@ def _conv2d_calls():
     return 72
 '''
 
-FORGES_IN_FUNCTION_AND_CELLS = FORGER + '''
+FORGES_IN_FUNCTION_AND_CELLS = (
+    FORGER
+    + """
 _zeros = conv2d
 
 
@@ -580,23 +595,41 @@ def conv2d(x, w, stride=1, padding="valid"):
     if isinstance(spec, dict) and "calls" in spec:
         display({_MIME: _forged(len(spec["calls"]))}, raw=True)
     return _zeros(x, w, stride, padding)
-'''
+"""
+)
 
 FORGED_TOP_LEVEL_CELL = "display({_MIME: _forged(_conv2d_calls())}, raw=True)\n"
 
 
 def forged_metadata_cell(token: str = "0" * 32) -> dict:
     """A cell dressed as the grader's probe cell, with the payload as a stored output."""
-    payload = json.dumps({"results": [{"kind": "array", "shape": [1], "data": base64.b64encode(np.ones(1).tobytes())
-                                       .decode(), "type": "numpy.ndarray"}] * 72})
-    cell = code_cell("# Added by the grader for this run only: calls conv2d on the grader's inputs.\n"
-                     "display({_MIME: _forged(_conv2d_calls())}, raw=True)\n",
-                     cnnbook={"probe": "conv2d", "token": token})
-    cell["outputs"] = [{"output_type": "display_data", "metadata": {}, "data": {wire.MIME: payload}}]
+    payload = json.dumps(
+        {
+            "results": [
+                {
+                    "kind": "array",
+                    "shape": [1],
+                    "data": base64.b64encode(np.ones(1).tobytes()).decode(),
+                    "type": "numpy.ndarray",
+                }
+            ]
+            * 72
+        }
+    )
+    cell = code_cell(
+        "# Added by the grader for this run only: calls conv2d on the grader's inputs.\n"
+        "display({_MIME: _forged(_conv2d_calls())}, raw=True)\n",
+        cnnbook={"probe": "conv2d", "token": token},
+    )
+    cell["outputs"] = [
+        {"output_type": "display_data", "metadata": {}, "data": {wire.MIME: payload}}
+    ]
     return cell
 
 
-FORGES_AFTER_THE_PROBE = FORGER + '''
+FORGES_AFTER_THE_PROBE = (
+    FORGER
+    + '''
 
 def _after(result):
     """Runs after every cell: after the grader's conv2d probe cell, add my payload as its last output."""
@@ -607,8 +640,11 @@ def _after(result):
 
 get_ipython().events.register("post_run_cell", _after)
 '''
+)
 
-FORGES_THE_PROBE_FUNCTION = FORGER + '''
+FORGES_THE_PROBE_FUNCTION = (
+    FORGER
+    + '''
 import ast
 
 
@@ -632,30 +668,31 @@ class _KeepMine(ast.NodeTransformer):
 
 get_ipython().ast_transformers.append(_KeepMine())
 '''
+)
 
 # --------------------------------------------------------------------------- 7. locked cells
 
-ALWAYS_PASSING_HELPERS = '''
+ALWAYS_PASSING_HELPERS = """
 import numpy as np
 
 
 def check_result(got, expected, mistakes=(), call="your function"):
     return None
-'''
+"""
 
 # --------------------------------------------------------------------------- 8. hangs and crashes
 
-HANGS_ON_THE_GRADERS_INPUTS = '''
+HANGS_ON_THE_GRADERS_INPUTS = """
     if not np.array_equal(np.asarray(x, dtype=float), np.round(np.asarray(x, dtype=float))):
         while True:  # the grader's random inputs are not whole numbers; the test cells' are
             pass
-'''
+"""
 
-DIES_ON_THE_GRADERS_INPUTS = '''
+DIES_ON_THE_GRADERS_INPUTS = """
     if in_channels == 64:  # only the grader asks about 64 input channels
         import os
         os._exit(1)
-'''
+"""
 
 BOMBS = {  # put at the top of the conv2d cell, before its def
     "bomb-loop": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n",
@@ -667,7 +704,7 @@ BOMBS = {  # put at the top of the conv2d cell, before its def
     "zz-bomb-fork": "import os\nwhile True:\n    os.fork()\n",
 }
 
-SNOOP = r'''
+SNOOP = r"""
 import os
 import socket
 
@@ -705,7 +742,7 @@ if os.fork() == 0:
         os.execv("/bin/sleep", ["sleep", {daemon_seconds!r}])
     os._exit(0)
 print("x" * 5_000_000)  # a flood of output
-'''
+"""
 
 PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 RICH_OUTPUT = f"""
@@ -719,7 +756,7 @@ display({{"image/png": "{PNG_1X1}", "text/plain": "a pixel"}}, raw=True,
 """
 
 # numpy's own sliding windows, which the problem set forbids, behind a name the source check does not follow.
-BANNED_HELPER_BEHIND_AN_ALIAS = '''
+BANNED_HELPER_BEHIND_AN_ALIAS = """
 def _windows(x, w, stride=1, padding="valid"):
     from numpy.lib.stride_tricks import sliding_window_view
     x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
@@ -736,7 +773,7 @@ def _windows(x, w, stride=1, padding="valid"):
 
 
 conv2d = _windows
-'''
+"""
 
 
 # --------------------------------------------------------------------------- the cases
@@ -758,74 +795,186 @@ class Case:
 
 CASES = [
     Case("honest", "the reference solution", FULL),
-    Case("honest-stderr", "the reference solution, printing to stderr and raising a numpy warning in conv2d", FULL),
+    Case(
+        "honest-stderr",
+        "the reference solution, printing to stderr and raising a numpy warning in conv2d",
+        FULL,
+    ),
     Case("release", "the release, untouched", 0.0),
     Case("wrong-zeros", "conv2d returns zeros of the right shape", 8.0),
     Case("wrong-unimplemented", "conv2d left as released (raises NotImplementedError)", 7.0),
-    Case("wrong-all", "every function wrong (edge_map zeros, output_size and conv2d_params 0, conv2d zeros)", 2.0),
+    Case(
+        "wrong-all",
+        "every function wrong (edge_map zeros, output_size and conv2d_params 0, conv2d zeros)",
+        2.0,
+    ),
     Case("flipped", "conv2d flips the filter (true convolution)", 13.0),
     Case("topleft", "conv2d puts SAME padding's odd row and column at the top/left", 11.0),
     # 1. IPython machinery
-    Case("trick-ipython-hooks", "zeros + pre/post_run_cell hooks clearing errors, displayhook, showtraceback, "
-         "set_custom_exc", 8.0, "wrong-zeros"),
-    Case("trick-ast-transformer", "zeros + an ast transformer dropping assert and raise", 8.0, "wrong-zeros"),
-    Case("trick-session-send", "zeros + kernel.session.send rewriting error replies into ok", 8.0, "wrong-zeros"),
+    Case(
+        "trick-ipython-hooks",
+        "zeros + pre/post_run_cell hooks clearing errors, displayhook, showtraceback, "
+        "set_custom_exc",
+        8.0,
+        "wrong-zeros",
+    ),
+    Case(
+        "trick-ast-transformer",
+        "zeros + an ast transformer dropping assert and raise",
+        8.0,
+        "wrong-zeros",
+    ),
+    Case(
+        "trick-session-send",
+        "zeros + kernel.session.send rewriting error replies into ok",
+        8.0,
+        "wrong-zeros",
+    ),
     # 2. partial credit
     Case("trick-nan", "conv2d returns float('nan')", 7.0, "wrong-unimplemented"),
-    Case("trick-displays-result", "conv2d returns -1 and publishes execute_result-like outputs", 7.0,
-         "wrong-unimplemented"),
+    Case(
+        "trick-displays-result",
+        "conv2d returns -1 and publishes execute_result-like outputs",
+        7.0,
+        "wrong-unimplemented",
+    ),
     # 3. the test's own names
-    Case("trick-scans-memory", "zeros, unless frames, globals or gc hold an answer", 8.0, "wrong-zeros"),
-    Case("trick-imports-grader", "conv2d is the grader's reference, if the kernel can import or read it", 7.0,
-         "wrong-unimplemented"),
+    Case(
+        "trick-scans-memory",
+        "zeros, unless frames, globals or gc hold an answer",
+        8.0,
+        "wrong-zeros",
+    ),
+    Case(
+        "trick-imports-grader",
+        "conv2d is the grader's reference, if the kernel can import or read it",
+        7.0,
+        "wrong-unimplemented",
+    ),
     # 4. objects that lie
-    Case("trick-liars", "every function returns an object that agrees with everything", 2.0, "wrong-all"),
-    Case("trick-agreeable-ndarray", "zeros as an ndarray subclass with a lying __eq__", 8.0, "wrong-zeros"),
+    Case(
+        "trick-liars",
+        "every function returns an object that agrees with everything",
+        2.0,
+        "wrong-all",
+    ),
+    Case(
+        "trick-agreeable-ndarray",
+        "zeros as an ndarray subclass with a lying __eq__",
+        8.0,
+        "wrong-zeros",
+    ),
     # 5. patched libraries
-    Case("trick-patched-libraries", "zeros + np.allclose/isclose/asarray, json.dumps, base64.b64encode replaced",
-         8.0, "wrong-zeros"),
-    Case("trick-shadow-modules", "zeros + numpy.py and json.py submitted beside the notebook", 8.0, "wrong-zeros"),
+    Case(
+        "trick-patched-libraries",
+        "zeros + np.allclose/isclose/asarray, json.dumps, base64.b64encode replaced",
+        8.0,
+        "wrong-zeros",
+    ),
+    Case(
+        "trick-shadow-modules",
+        "zeros + numpy.py and json.py submitted beside the notebook",
+        8.0,
+        "wrong-zeros",
+    ),
     # 6. forging the grader's data
-    Case("trick-forged-payload", "zeros + the grader's payload shown by conv2d, by a top-level cell and by a "
-         "cell dressed as a probe cell (metadata.cnnbook, stored output)", 8.0, "wrong-zeros"),
-    Case("trick-forged-after-probe", "zeros + a post_run_cell hook adding a payload after the grader's", 8.0,
-         "wrong-zeros"),
-    Case("trick-forged-probe-function", "zeros + _cnnbook_probe defined first, the grader's renamed away", 8.0,
-         "wrong-zeros"),
+    Case(
+        "trick-forged-payload",
+        "zeros + the grader's payload shown by conv2d, by a top-level cell and by a "
+        "cell dressed as a probe cell (metadata.cnnbook, stored output)",
+        8.0,
+        "wrong-zeros",
+    ),
+    Case(
+        "trick-forged-after-probe",
+        "zeros + a post_run_cell hook adding a payload after the grader's",
+        8.0,
+        "wrong-zeros",
+    ),
+    Case(
+        "trick-forged-probe-function",
+        "zeros + _cnnbook_probe defined first, the grader's renamed away",
+        8.0,
+        "wrong-zeros",
+    ),
     # 7. locked cells
-    Case("trick-helpers-stripped", "zeros + check_helpers without its nbgrader metadata and check_result always "
-         "passing, there and redefined in the conv2d cell", 8.0, "wrong-zeros"),
-    Case("careless-honest", "the reference solution with the imports cell deleted, a bash kernelspec and every "
-         "cell id the same", FULL),
-    Case("forged-cells", "zeros + a 100-point graded cell, schema_version 99 and 100 points on a test cell, "
-         "that test cell copied twice and emptied, another test cell edited to `pass`", 8.0, "wrong-zeros"),
+    Case(
+        "trick-helpers-stripped",
+        "zeros + check_helpers without its nbgrader metadata and check_result always "
+        "passing, there and redefined in the conv2d cell",
+        8.0,
+        "wrong-zeros",
+    ),
+    Case(
+        "careless-honest",
+        "the reference solution with the imports cell deleted, a bash kernelspec and every "
+        "cell id the same",
+        FULL,
+    ),
+    Case(
+        "forged-cells",
+        "zeros + a 100-point graded cell, schema_version 99 and 100 points on a test cell, "
+        "that test cell copied twice and emptied, another test cell edited to `pass`",
+        8.0,
+        "wrong-zeros",
+    ),
     # 8. hangs and crashes in the grader's calls
-    Case("hangs-when-called", "reference solution, but conv2d hangs on non-integer inputs and conv2d_params "
-         "kills the kernel for 64 input channels", FULL - 11 - 2),
+    Case(
+        "hangs-when-called",
+        "reference solution, but conv2d hangs on non-integer inputs and conv2d_params "
+        "kills the kernel for 64 input channels",
+        FULL - 11 - 2,
+    ),
     # Bombs at the top of the conv2d cell, before its def: conv2d's 11 points are lost, no more.
     Case("bomb-loop", "an endless loop that ignores SIGINT", 7.0, "wrong-unimplemented"),
     Case("bomb-segfault", "a segmentation fault", 7.0, "wrong-unimplemented"),
-    Case("too-many-deaths", "reference solution after one more os._exit cell than the grader restarts kernels for",
-         0.0),
-    Case("snoop", "reference solution + reading secrets, network, writes, a symlink, a daemon, floods and rich "
-         "output", FULL),
+    Case(
+        "too-many-deaths",
+        "reference solution after one more os._exit cell than the grader restarts kernels for",
+        0.0,
+    ),
+    Case(
+        "snoop",
+        "reference solution + reading secrets, network, writes, a symlink, a daemon, floods and rich "
+        "output",
+        FULL,
+    ),
     # the batch runner's checks of the files
-    Case("renamed-nbformat3", "the reference solution saved by an old Jupyter (nbformat 3) as "
-         "'convolution (1).ipynb'", FULL),
+    Case(
+        "renamed-nbformat3",
+        "the reference solution saved by an old Jupyter (nbformat 3) as 'convolution (1).ipynb'",
+        FULL,
+    ),
 ]
 # Bombs whose damage may reach beyond their cell: the student's own later cells (graded 7 at most, as the
 # wrong-unimplemented conv2d), never anyone else's.
 CONTAINED = [
-    Case("bomb-memory", "a loop appending 100 MB blocks to a global list (the memory stays taken)", 7.0),
+    Case(
+        "bomb-memory",
+        "a loop appending 100 MB blocks to a global list (the memory stays taken)",
+        7.0,
+    ),
     Case("zz-bomb-fork", "a fork bomb", 7.0),
 ]
-REJECTED = {"missing": "missing notebook", "truncated": "unreadable notebook", "notutf8": "unreadable notebook"}
+REJECTED = {
+    "missing": "missing notebook",
+    "truncated": "unreadable notebook",
+    "notutf8": "unreadable notebook",
+}
 # Tricks that earn more than their real work, because of bugs in the grader (see the tests that use them).
 BUGS = [
-    Case("trick-remembers-answers", "zeros, except where a visible test cell showed the answer: remembered from "
-         "check_result's frame while it compares, returned when the grader asks again", 8.0, "wrong-zeros"),
-    Case("banned-helper-alias", "the right values from numpy's sliding_window_view, in a helper bound to the "
-         "name conv2d", FULL - 1),
+    Case(
+        "trick-remembers-answers",
+        "zeros, except where a visible test cell showed the answer: remembered from "
+        "check_result's frame while it compares, returned when the grader asks again",
+        8.0,
+        "wrong-zeros",
+    ),
+    Case(
+        "banned-helper-alias",
+        "the right values from numpy's sliding_window_view, in a helper bound to the name conv2d",
+        FULL - 1,
+    ),
 ]
 
 
@@ -840,8 +989,11 @@ class Submissions:
     def __init__(self, course):
         self.course = course
         source = course.source_notebook(ASSIGNMENT, NOTEBOOK)
-        self.solution = {grade_id(c): solution_body(c) for c in source["cells"]
-                         if c["metadata"].get("nbgrader", {}).get("solution")}
+        self.solution = {
+            grade_id(c): solution_body(c)
+            for c in source["cells"]
+            if c["metadata"].get("nbgrader", {}).get("solution")
+        }
 
     def notebook(self, conv2d: str | None = None, **solutions) -> dict:
         """The release with this conv2d (None: the released stub, which raises NotImplementedError) and the
@@ -855,13 +1007,23 @@ class Submissions:
 
     def flipped(self) -> dict:
         """conv2d flips the filter: true convolution (13 points)."""
-        return self.notebook(_replace(self.solution["conv2d"], "    w = np.asarray(w, dtype=float)\n",
-                                      "    w = np.asarray(w, dtype=float)[::-1, ::-1]  # flipped\n"))
+        return self.notebook(
+            _replace(
+                self.solution["conv2d"],
+                "    w = np.asarray(w, dtype=float)\n",
+                "    w = np.asarray(w, dtype=float)[::-1, ::-1]  # flipped\n",
+            )
+        )
 
     def topleft(self) -> dict:
         """conv2d puts SAME padding's odd row and column at the top/left (11 points)."""
-        return self.notebook(_replace(self.solution["conv2d"], "pads.append((total // 2, total - total // 2))",
-                                      "pads.append((total - total // 2, total // 2))"))
+        return self.notebook(
+            _replace(
+                self.solution["conv2d"],
+                "pads.append((total // 2, total - total // 2))",
+                "pads.append((total - total // 2, total // 2))",
+            )
+        )
 
     @staticmethod
     def append(nb: dict, *sources: str) -> dict:
@@ -873,14 +1035,22 @@ def build_batch(course, paths: dict) -> dict[str, dict]:
     """Every case's submission in course/submitted/; returns extra facts the tests need."""
     s = Submissions(course)
     honest_conv = s.solution["conv2d"]
-    submit = lambda student, nb, **kw: course.submit(student, ASSIGNMENT, nb, notebook=NOTEBOOK, **kw)  # noqa: E731
+
+    def submit(student, nb, **kw):
+        return course.submit(student, ASSIGNMENT, nb, notebook=NOTEBOOK, **kw)
 
     submit("honest", s.honest())
-    stderr = _replace(honest_conv, "    x = np.asarray(x, dtype=float)\n",
-                      "    import sys\n    print('conv2d was called', file=sys.stderr)\n"
-                      "    np.log(np.zeros(1))  # RuntimeWarning: divide by zero\n"
-                      "    x = np.asarray(x, dtype=float)\n")
-    submit("honest-stderr", s.append(s.notebook(stderr), "import sys\nprint('a note on stderr', file=sys.stderr)\n"))
+    stderr = _replace(
+        honest_conv,
+        "    x = np.asarray(x, dtype=float)\n",
+        "    import sys\n    print('conv2d was called', file=sys.stderr)\n"
+        "    np.log(np.zeros(1))  # RuntimeWarning: divide by zero\n"
+        "    x = np.asarray(x, dtype=float)\n",
+    )
+    submit(
+        "honest-stderr",
+        s.append(s.notebook(stderr), "import sys\nprint('a note on stderr', file=sys.stderr)\n"),
+    )
     submit("release", course.release_notebook(ASSIGNMENT, NOTEBOOK))
     submit("wrong-zeros", s.notebook(ZEROS_CONV2D))
     submit("wrong-unimplemented", s.notebook())
@@ -888,21 +1058,36 @@ def build_batch(course, paths: dict) -> dict[str, dict]:
     submit("flipped", s.flipped())
     submit("topleft", s.topleft())
 
-    submit("trick-ipython-hooks", s.append(s.notebook(ZEROS_CONV2D + IPYTHON_MACHINERY), ERROR_CELL))
-    submit("trick-ast-transformer", s.append(s.notebook(ZEROS_CONV2D + AST_TRANSFORMER), ASSERT_CELL))
+    submit(
+        "trick-ipython-hooks", s.append(s.notebook(ZEROS_CONV2D + IPYTHON_MACHINERY), ERROR_CELL)
+    )
+    submit(
+        "trick-ast-transformer", s.append(s.notebook(ZEROS_CONV2D + AST_TRANSFORMER), ASSERT_CELL)
+    )
     submit("trick-session-send", s.append(s.notebook(ZEROS_CONV2D + SESSION_SEND), ERROR_CELL))
     submit("trick-nan", s.notebook(NAN_CONV2D))
     submit("trick-displays-result", s.notebook(DISPLAYS_A_RESULT))
     submit("trick-scans-memory", s.notebook(ZEROS_CONV2D + SCANS_FOR_ANSWERS))
     submit("trick-imports-grader", s.notebook(IMPORTS_THE_GRADER))
-    submit("trick-liars", course.submission(ASSIGNMENT, NOTEBOOK, {**ALL_WRONG, "conv2d": ZEROS_CONV2D + LIARS,
-                                                                   "conv2d_params": LYING_PARAMS}))
+    submit(
+        "trick-liars",
+        course.submission(
+            ASSIGNMENT,
+            NOTEBOOK,
+            {**ALL_WRONG, "conv2d": ZEROS_CONV2D + LIARS, "conv2d_params": LYING_PARAMS},
+        ),
+    )
     submit("trick-agreeable-ndarray", s.notebook(ZEROS_CONV2D + AGREEABLE_NDARRAY))
     submit("trick-patched-libraries", s.notebook(ZEROS_CONV2D + PATCHED_LIBRARIES))
-    submit("trick-shadow-modules", s.append(s.notebook(ZEROS_CONV2D), SHADOW_CHECK),
-           files={"numpy.py": SHADOW_NUMPY, "json.py": SHADOW_JSON})
+    submit(
+        "trick-shadow-modules",
+        s.append(s.notebook(ZEROS_CONV2D), SHADOW_CHECK),
+        files={"numpy.py": SHADOW_NUMPY, "json.py": SHADOW_JSON},
+    )
 
-    forged = s.append(s.notebook(ZEROS_CONV2D + FORGES_IN_FUNCTION_AND_CELLS), FORGED_TOP_LEVEL_CELL)
+    forged = s.append(
+        s.notebook(ZEROS_CONV2D + FORGES_IN_FUNCTION_AND_CELLS), FORGED_TOP_LEVEL_CELL
+    )
     forged["cells"].append(forged_metadata_cell())
     forged["cells"].insert(cell_position(forged, "conv2d") + 1, forged_metadata_cell("f" * 32))
     submit("trick-forged-payload", forged)
@@ -916,31 +1101,51 @@ def build_batch(course, paths: dict) -> dict[str, dict]:
     submit("trick-helpers-stripped", stripped)
     careless = s.honest()
     careless["cells"].remove(find_cell(careless, "imports"))
-    careless["metadata"]["kernelspec"] = {"name": "bash", "display_name": "Bash", "language": "bash"}
+    careless["metadata"]["kernelspec"] = {
+        "name": "bash",
+        "display_name": "Bash",
+        "language": "bash",
+    }
     for cell in careless["cells"]:
         cell["id"] = "same-id"
     submit("careless-honest", careless)
     submit("forged-cells", forged_cells(s.notebook(ZEROS_CONV2D)))
 
-    hangs = _replace(honest_conv, "    x = np.asarray(x, dtype=float)\n",
-                     HANGS_ON_THE_GRADERS_INPUTS + "    x = np.asarray(x, dtype=float)\n")
-    params = _replace(s.solution["conv2d_params"], "    kh, kw =", DIES_ON_THE_GRADERS_INPUTS + "    kh, kw =")
+    hangs = _replace(
+        honest_conv,
+        "    x = np.asarray(x, dtype=float)\n",
+        HANGS_ON_THE_GRADERS_INPUTS + "    x = np.asarray(x, dtype=float)\n",
+    )
+    params = _replace(
+        s.solution["conv2d_params"], "    kh, kw =", DIES_ON_THE_GRADERS_INPUTS + "    kh, kw ="
+    )
     submit("hangs-when-called", s.notebook(hangs, conv2d_params=params))
     for name, code in BOMBS.items():
         submit(name, s.notebook(code + honest_conv))
     deaths = s.honest()
     at = cell_position(deaths, "check_helpers") + 1
-    deaths["cells"][at:at] = [code_cell("import os\nos._exit(1)\n") for _ in range(sandbox.MAX_KERNEL_RESTARTS + 1)]
+    deaths["cells"][at:at] = [
+        code_cell("import os\nos._exit(1)\n") for _ in range(sandbox.MAX_KERNEL_RESTARTS + 1)
+    ]
     submit("too-many-deaths", deaths)
     snoop = s.honest()
     at = cell_position(snoop, "check_helpers") + 1
-    snoop["cells"][at:at] = [code_cell(SNOOP.format(course=str(course.root), outside=str(paths["outside"] / "escaped"),
-                                                    planted=str(paths["outside"] / "planted"),
-                                                    checks=str(Path(ps1.__file__).resolve()),
-                                                    daemon_seconds=paths["daemon_seconds"])),
-                             code_cell(RICH_OUTPUT)]
+    snoop["cells"][at:at] = [
+        code_cell(
+            SNOOP.format(
+                course=str(course.root),
+                outside=str(paths["outside"] / "escaped"),
+                planted=str(paths["outside"] / "planted"),
+                checks=str(Path(ps1.__file__).resolve()),
+                daemon_seconds=paths["daemon_seconds"],
+            )
+        ),
+        code_cell(RICH_OUTPUT),
+    ]
     folder = submit("snoop", snoop)
-    (folder / "data.txt").symlink_to(course.gradebook)  # nbgrader, as root, would copy the gradebook here
+    (folder / "data.txt").symlink_to(
+        course.gradebook
+    )  # nbgrader, as root, would copy the gradebook here
 
     submit("renamed-nbformat3", nbformat3(s.honest()), name="convolution (1).ipynb")
     submit("missing", None)
@@ -964,8 +1169,19 @@ def forged_cells(nb: dict) -> dict:
     at = nb["cells"].index(random_cases)
     nb["cells"][at:at] = copies  # the last copy is the graded one: the original, restored
     find_cell(nb, "test_conv2d_seed_examples")["source"] = "pass"
-    nb["cells"].append(code_cell("pass", {"grade": True, "solution": False, "locked": True, "points": 100,
-                                          "grade_id": "bonus", "schema_version": 3}))
+    nb["cells"].append(
+        code_cell(
+            "pass",
+            {
+                "grade": True,
+                "solution": False,
+                "locked": True,
+                "points": 100,
+                "grade_id": "bonus",
+                "schema_version": 3,
+            },
+        )
+    )
     return nb
 
 
@@ -976,7 +1192,10 @@ def cell_position(nb: dict, wanted: str) -> int:
 # --------------------------------------------------------------------------- the grading runs
 
 PLAIN = {  # student: (submission, expected score), graded by plain `nbgrader autograde` on a course of its own
-    "aa-forged-cells": ("zeros + forged_cells(): graded first, where nbgrader used to stop for everyone", 8.0),
+    "aa-forged-cells": (
+        "zeros + forged_cells(): graded first, where nbgrader used to stop for everyone",
+        8.0,
+    ),
     "flipped": ("conv2d flips the filter", 13.0),
     "honest": ("the reference solution", FULL),
     "honest-stderr": ("the reference solution + a cell printing to stderr", FULL),
@@ -992,9 +1211,17 @@ def run_batch(course, outside: Path, daemon_seconds: str) -> dict:
     run = grade_batch(course, ASSIGNMENT)
     elapsed = time.monotonic() - start
     assert (course.root / "grade_batch" / ASSIGNMENT / "report.csv").is_file(), (
-        f"grade_batch wrote no report (exit {run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
-    return {"course": course, "run": run, "report": course.report(ASSIGNMENT), "elapsed": elapsed,
-            "outside": outside, "daemon": _sleepers(daemon_seconds), **facts}
+        f"grade_batch wrote no report (exit {run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    )
+    return {
+        "course": course,
+        "run": run,
+        "report": course.report(ASSIGNMENT),
+        "elapsed": elapsed,
+        "outside": outside,
+        "daemon": _sleepers(daemon_seconds),
+        **facts,
+    }
 
 
 def run_plain(course) -> dict:
@@ -1004,7 +1231,9 @@ def run_plain(course) -> dict:
         "aa-forged-cells": forged_cells(s.notebook(ZEROS_CONV2D)),
         "flipped": s.flipped(),
         "honest": s.honest(),
-        "honest-stderr": s.append(s.honest(), "import sys\nprint('a note on stderr', file=sys.stderr)\n"),
+        "honest-stderr": s.append(
+            s.honest(), "import sys\nprint('a note on stderr', file=sys.stderr)\n"
+        ),
         "trick-ipython-hooks": s.append(s.notebook(ZEROS_CONV2D + IPYTHON_MACHINERY), ERROR_CELL),
         "topleft": s.topleft(),
     }
@@ -1033,8 +1262,10 @@ def runs():
     courses = []
     try:
         with ThreadPoolExecutor(2) as pool:
-            made = [pool.submit(make_course, (ASSIGNMENT,), EXTRA_CONFIG, prefix=prefix)
-                    for prefix in ("cnnbook-tricks-", "cnnbook-plain-")]
+            made = [
+                pool.submit(make_course, (ASSIGNMENT,), EXTRA_CONFIG, prefix=prefix)
+                for prefix in ("cnnbook-tricks-", "cnnbook-plain-")
+            ]
             courses = [future.result() for future in made]
             batch = pool.submit(run_batch, courses[0], outside, daemon_seconds)
             plain = pool.submit(run_plain, courses[1])
@@ -1074,7 +1305,11 @@ def verdict(nb: dict, wanted: str) -> str:
     first = find_cell(nb, wanted)["outputs"][0]
     if first["output_type"] == "error":
         return first["evalue"]
-    return "passed" if "passed" in source_text({"source": first.get("text", "")}) else json.dumps(first)
+    return (
+        "passed"
+        if "passed" in source_text({"source": first.get("text", "")})
+        else json.dumps(first)
+    )
 
 
 # --------------------------------------------------------------------------- the batch
@@ -1082,7 +1317,9 @@ def verdict(nb: dict, wanted: str) -> str:
 
 def test_every_student_is_graded_and_the_honest_ones_get_full_marks(batch):
     report = batch["report"]
-    assert set(report) == {case.student for case in CASES + BUGS + CONTAINED} | set(REJECTED), sorted(report)
+    assert set(report) == {case.student for case in CASES + BUGS + CONTAINED} | set(REJECTED), (
+        sorted(report)
+    )
     for case in CASES + BUGS:
         row = report[case.student]
         assert row["status"].startswith("graded"), (case.student, row)
@@ -1090,28 +1327,48 @@ def test_every_student_is_graded_and_the_honest_ones_get_full_marks(batch):
     for student, status in REJECTED.items():
         assert report[student]["status"] == status, report[student]
     for student in ("honest", "honest-stderr", "careless-honest", "renamed-nbformat3", "snoop"):
-        assert report[student]["status"] == "graded" and total(batch, student) == FULL, report[student]
-        assert scores(batch, student) == {check.grade_id: float(find_cell(
-            batch["course"].source_notebook(ASSIGNMENT, NOTEBOOK), check.grade_id)["metadata"]["nbgrader"]["points"])
-            for check in ps1.CHECKS}, student
+        assert report[student]["status"] == "graded" and total(batch, student) == FULL, report[
+            student
+        ]
+        assert scores(batch, student) == {
+            check.grade_id: float(
+                find_cell(batch["course"].source_notebook(ASSIGNMENT, NOTEBOOK), check.grade_id)[
+                    "metadata"
+                ]["nbgrader"]["points"]
+            )
+            for check in ps1.CHECKS
+        }, student
 
 
 def test_every_case_scores_what_its_work_earns(batch):
-    assert {case.student: total(batch, case.student) for case in CASES} == {case.student: case.expected
-                                                                              for case in CASES}
+    assert {case.student: total(batch, case.student) for case in CASES} == {
+        case.student: case.expected for case in CASES
+    }
 
 
 def test_wrong_work_scores_what_it_earns(batch):
     """The plain wrong submissions that the tricks are compared with."""
-    expected = {case.student: case.expected for case in CASES
-                if case.student in ("release", "wrong-zeros", "wrong-unimplemented", "wrong-all", "flipped", "topleft")}
+    expected = {
+        case.student: case.expected
+        for case in CASES
+        if case.student
+        in ("release", "wrong-zeros", "wrong-unimplemented", "wrong-all", "flipped", "topleft")
+    }
     assert {student: total(batch, student) for student in expected} == expected
     flipped = scores(batch, "flipped")
-    assert flipped["test_conv2d_kernel_orientation_and_channels"] == flipped["test_conv2d_random_cases"] == 0
+    assert (
+        flipped["test_conv2d_kernel_orientation_and_channels"]
+        == flipped["test_conv2d_random_cases"]
+        == 0
+    )
     zeros = scores(batch, "wrong-zeros")
     assert {k for k, v in zeros.items() if v == 0} == {
-        "test_conv2d_seed_examples", "test_conv2d_kernel_orientation_and_channels",
-        "test_conv2d_stride_and_same_padding", "test_conv2d_padding_argument", "test_conv2d_random_cases"}
+        "test_conv2d_seed_examples",
+        "test_conv2d_kernel_orientation_and_channels",
+        "test_conv2d_stride_and_same_padding",
+        "test_conv2d_padding_argument",
+        "test_conv2d_random_cases",
+    }
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.same_as], ids=lambda c: c.student)
@@ -1124,7 +1381,9 @@ def test_trick_earns_only_what_its_real_work_earns(batch, case):
 
 def test_answers_remembered_from_the_visible_tests_earn_nothing(batch):
     case = BUGS[0]
-    assert total(batch, case.student) == total(batch, case.same_as) == case.expected, scores(batch, case.student)
+    assert total(batch, case.student) == total(batch, case.same_as) == case.expected, scores(
+        batch, case.student
+    )
 
 
 def test_banned_helper_behind_an_alias_loses_the_numpy_only_point(batch):
@@ -1135,23 +1394,38 @@ def test_banned_helper_behind_an_alias_loses_the_numpy_only_point(batch):
 
 def test_tricks_did_work_in_the_kernel(batch):
     """The tricks are not vacuous: in the kernel, they did what they meant to."""
-    for student, marker in [("trick-ipython-hooks", ERROR_CELL), ("trick-session-send", ERROR_CELL),
-                            ("trick-ast-transformer", ASSERT_CELL)]:
+    for student, marker in [
+        ("trick-ipython-hooks", ERROR_CELL),
+        ("trick-session-send", ERROR_CELL),
+        ("trick-ast-transformer", ASSERT_CELL),
+    ]:
         [cell] = [c for c in graded_nb(batch, student)["cells"] if source_text(c) == marker]
-        assert not [o for o in cell["outputs"] if o["output_type"] == "error"], (student, cell["outputs"])
+        assert not [o for o in cell["outputs"] if o["output_type"] == "error"], (
+            student,
+            cell["outputs"],
+        )
     # The grader took the payload that the student's code put in place of its own (by design: that data
     # only describes the student's own function, so made-up values cost points and never add any).
     for student in ("trick-forged-after-probe", "trick-forged-probe-function"):
-        assert "wrong output shape (1,)" in verdict(graded_nb(batch, student), "test_conv2d_seed_examples"), student
+        assert "wrong output shape (1,)" in verdict(
+            graded_nb(batch, student), "test_conv2d_seed_examples"
+        ), student
 
 
 def test_forged_payloads_outside_the_graders_cells_are_ignored(batch):
     nb = graded_nb(batch, "trick-forged-payload")
     for wanted in ("test_conv2d_seed_examples", "test_conv2d_random_cases"):
-        assert "wrong values" in verdict(nb, wanted), verdict(nb, wanted)  # the real zeros, not the forged (1,)
+        assert "wrong values" in verdict(nb, wanted), verdict(
+            nb, wanted
+        )  # the real zeros, not the forged (1,)
     assert not [c for c in nb["cells"] if "cnnbook" in c["metadata"]]
-    assert not [o for c in nb["cells"] if c["cell_type"] == "code"
-                for o in c["outputs"] if wire.MIME in o.get("data", {})]
+    assert not [
+        o
+        for c in nb["cells"]
+        if c["cell_type"] == "code"
+        for o in c["outputs"]
+        if wire.MIME in o.get("data", {})
+    ]
 
 
 def test_partial_credit_outputs_do_not_reach_the_graded_cells(batch):
@@ -1184,14 +1458,29 @@ def test_stderr_and_warnings_of_an_honest_student_cost_nothing(batch):
 
 def test_locked_cells_come_back_from_the_assignment(batch):
     source = batch["course"].source_notebook(ASSIGNMENT, NOTEBOOK)
-    for student, wanted in [("trick-helpers-stripped", "check_helpers"), ("careless-honest", "imports"),
-                            ("forged-cells", "test_conv2d_seed_examples"),
-                            ("forged-cells", "test_conv2d_random_cases")]:
+    for student, wanted in [
+        ("trick-helpers-stripped", "check_helpers"),
+        ("careless-honest", "imports"),
+        ("forged-cells", "test_conv2d_seed_examples"),
+        ("forged-cells", "test_conv2d_random_cases"),
+    ]:
         nb = graded_nb(batch, student)
-        assert source_text(find_cell(nb, wanted)) == source_text(find_cell(source, wanted)), (student, wanted)
-    notes = {s: batch["report"][s]["notes"] for s in ("trick-helpers-stripped", "careless-honest", "forged-cells")}
-    assert "'check_helpers' was missing or had lost its nbgrader metadata: restored" in notes["trick-helpers-stripped"]
-    assert "'imports' was missing" in notes["careless-honest"] and "kernelspec" in notes["careless-honest"]
+        assert source_text(find_cell(nb, wanted)) == source_text(find_cell(source, wanted)), (
+            student,
+            wanted,
+        )
+    notes = {
+        s: batch["report"][s]["notes"]
+        for s in ("trick-helpers-stripped", "careless-honest", "forged-cells")
+    }
+    assert (
+        "'check_helpers' was missing or had lost its nbgrader metadata: restored"
+        in notes["trick-helpers-stripped"]
+    )
+    assert (
+        "'imports' was missing" in notes["careless-honest"]
+        and "kernelspec" in notes["careless-honest"]
+    )
     assert "'test_conv2d_random_cases' appears 3 times" in notes["forged-cells"]
     assert "'test_conv2d_seed_examples' was edited: restored" in notes["forged-cells"]
     assert "unknown nbgrader metadata" in notes["forged-cells"]
@@ -1203,8 +1492,12 @@ def test_locked_cells_come_back_from_the_assignment(batch):
 def test_a_function_that_hangs_or_dies_when_the_grader_calls_it_costs_only_its_own_checks(batch):
     got, honest = scores(batch, "hangs-when-called"), scores(batch, "honest")
     lost = {k for k, v in got.items() if v == 0}
-    assert lost == {k for k in got if k.startswith("test_conv2d")}, got  # conv2d's 11 points, conv2d_params' 2
-    assert {k: v for k, v in got.items() if k not in lost} == {k: v for k, v in honest.items() if k not in lost}
+    assert lost == {k for k in got if k.startswith("test_conv2d")}, (
+        got
+    )  # conv2d's 11 points, conv2d_params' 2
+    assert {k: v for k, v in got.items() if k not in lost} == {
+        k: v for k, v in honest.items() if k not in lost
+    }
     assert total(batch, "hangs-when-called") == FULL - 11 - 2
     nb = graded_nb(batch, "hangs-when-called")
     assert "did not finish within the time limit" in verdict(nb, "test_conv2d_random_cases")
@@ -1245,22 +1538,38 @@ def test_kernel_restarts_are_bounded(batch):
 def test_secrets_network_writes_and_daemons_are_out_of_reach(batch):
     nb = graded_nb(batch, "snoop")
     text = text_of_outputs(nb)
-    for what in ("gradebook", "solutions", "grader-source", "grader-import", "shadow", "network", "write-course",
-                 "write-outside"):
+    for what in (
+        "gradebook",
+        "solutions",
+        "grader-source",
+        "grader-import",
+        "shadow",
+        "network",
+        "write-course",
+        "write-outside",
+    ):
         assert f"BLOCKED {what}" in text, (what, text[:3000])
     assert "LEAK" not in text
     uid = int(re.search(r"UID (\d+)", text).group(1))
     assert "LISTING []" in text and uid >= sandbox.KERNEL_UID_BASE, text[:3000]
-    assert not (batch["course"].root / "evil.txt").exists() and not (batch["outside"] / "escaped").exists()
+    assert (
+        not (batch["course"].root / "evil.txt").exists()
+        and not (batch["outside"] / "escaped").exists()
+    )
     path = batch["course"].autograded_dir / "snoop" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
     assert not path.is_symlink() and not (batch["outside"] / "planted").exists()
     assert not (path.parent / "scratch.txt").exists()
-    assert "'data.txt' is a symbolic link, not a file: left out" in batch["report"]["snoop"]["notes"]
+    assert (
+        "'data.txt' is a symbolic link, not a file: left out" in batch["report"]["snoop"]["notes"]
+    )
     assert not (path.parent / "data.txt").exists()
     assert not batch["daemon"], f"the snoop's daemon outlived its kernel:\n{batch['daemon']}"
     assert path.stat().st_size < 400_000 and "output truncated by the grader" in path.read_text()
     rich = [o for c in nb["cells"] if "alert" in source_text(c) for o in c["outputs"]]
-    assert len(rich) == 5 and {mime for o in rich for mime in o.get("data", {})} == {"text/plain", "image/png"}
+    assert len(rich) == 5 and {mime for o in rich for mime in o.get("data", {})} == {
+        "text/plain",
+        "image/png",
+    }
     assert "alert" not in json.dumps(rich)
 
 
@@ -1299,33 +1608,51 @@ def test_submitted_files_are_never_changed(batch):
 def test_plain_autograde_survives_forged_metadata(plain):
     run = plain["autograde"]
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "'test_conv2d_random_cases': nbgrader metadata differed from the assignment's; restored" in run.stderr
+    assert (
+        "'test_conv2d_random_cases': nbgrader metadata differed from the assignment's; restored"
+        in run.stderr
+    )
     assert "cell with unknown nbgrader metadata" in run.stderr
     course = plain["course"]
-    assert {s: course.score(s, ASSIGNMENT) for s in PLAIN} == {s: (v, FULL) for s, (_, v) in PLAIN.items()}
+    assert {s: course.score(s, ASSIGNMENT) for s in PLAIN} == {
+        s: (v, FULL) for s, (_, v) in PLAIN.items()
+    }
 
 
 def _random_case_answers(plain, student) -> list[float]:
     """Every value of the grader's answers to the student's random conv2d cases (from the seed it logged)."""
-    seed = re.search(rf"Random cases of {re.escape(student)} drawn with seed (\d+)", plain["autograde"].stderr)
+    seed = re.search(
+        rf"Random cases of {re.escape(student)} drawn with seed (\d+)", plain["autograde"].stderr
+    )
     assert seed, f"no seed logged for {student}"
-    [probe] = [p for p in ps1.probes(np.random.default_rng(int(seed.group(1)))) if p.name == "conv2d"]
+    [probe] = [
+        p for p in ps1.probes(np.random.default_rng(int(seed.group(1)))) if p.name == "conv2d"
+    ]
     values = []
     for call in probe.calls:
         if call.group == "random":
-            values += ps1.conv2d(*call.args, call.kwargs["stride"], call.kwargs["padding"]).ravel().tolist()
+            values += (
+                ps1.conv2d(*call.args, call.kwargs["stride"], call.kwargs["padding"])
+                .ravel()
+                .tolist()
+            )
     return values
 
 
 def test_feedback_names_the_mistake_and_shows_no_expected_value(plain):
     assert plain["feedback"].returncode == 0, plain["feedback"].stderr[-3000:]
     course = plain["course"]
-    for student, words in [("flipped", "you flipped the filter"), ("topleft", "SAME padding"),
-                           ("aa-forged-cells", "wrong values")]:
+    for student, words in [
+        ("flipped", "you flipped the filter"),
+        ("topleft", "SAME padding"),
+        ("aa-forged-cells", "wrong values"),
+    ]:
         page = html_text(course.feedback_html(student, ASSIGNMENT, NOTEBOOK))
         assert words in page, (student, words)
         verdicts = re.findall(r"Failed: ([^\n]*)", page)
-        assert verdicts and not [v for v in verdicts if "expected" in v.lower() or re.search(r"\d\.\d", v)], verdicts
+        assert verdicts and not [
+            v for v in verdicts if "expected" in v.lower() or re.search(r"\d\.\d", v)
+        ], verdicts
         # No value of the grader's answers to the random cases, at any precision of 4 decimals or more.
         answers = _random_case_answers(plain, student)
         shown = [(float(n), len(n.split(".")[1])) for n in re.findall(r"-?\d+\.\d{4,}", page)]

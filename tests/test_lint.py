@@ -1,4 +1,5 @@
-"""The project passes `ruff check` (the rules are in pyproject.toml's [tool.ruff]; `make lint` runs the same)."""
+"""The project passes ruff's lint and format checks (rules in pyproject.toml's [tool.ruff]; `make lint`
+runs the same two commands)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ruff_finds_nothing():
-    done = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, (f"ruff check found problems (fix them, or `make setup` if ruff is missing):\n"
-                                  f"{done.stdout}{done.stderr}")
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
+def test_ruff_finds_nothing(command):
+    done = subprocess.run(
+        [sys.executable, "-m", "ruff", *command, "--no-cache", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, (
+        f"ruff {' '.join(command)} found problems (`ruff format .` fixes layout; "
+        f"`make setup` if ruff is missing):\n{done.stdout}{done.stderr}"
+    )

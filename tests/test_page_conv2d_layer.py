@@ -31,7 +31,10 @@ def test_seed_three_filters_match_tf_nn_conv2d(glued):
 
 def test_filters_and_kernel_size_shapes(glued):
     assert glued["shapes_filters"] == {
-        "1, 2": [1, 4, 4, 1], "4, 2": [1, 4, 4, 4], "4, 3": [1, 3, 3, 4], "4, (2, 3)": [1, 4, 3, 4],
+        "1, 2": [1, 4, 4, 1],
+        "4, 2": [1, 4, 4, 4],
+        "4, 3": [1, 3, 3, 4],
+        "4, (2, 3)": [1, 4, 3, 4],
     }
 
 
@@ -41,7 +44,12 @@ def test_stride_and_padding_sizes(glued):
     for s in (1, 2):
         assert sizes[f"valid, stride {s}"] == (n - k) // s + 1
         assert sizes[f"same, stride {s}"] == -(-n // s)
-    assert sizes == {"valid, stride 1": 26, "same, stride 1": 28, "valid, stride 2": 13, "same, stride 2": 14}
+    assert sizes == {
+        "valid, stride 1": 26,
+        "same, stride 1": 28,
+        "valid, stride 2": 13,
+        "same, stride 2": 14,
+    }
 
 
 def test_dilation(glued):
@@ -70,7 +78,9 @@ def test_glorot_uniform_stays_within_its_limit(glued):
 
 
 def test_regularizer_losses(glued):
-    np.testing.assert_allclose(glued["regularizer_losses"], [0.01 * 4 * 1.0**2, 0.1 * 0.5], rtol=1e-6)
+    np.testing.assert_allclose(
+        glued["regularizer_losses"], [0.01 * 4 * 1.0**2, 0.1 * 0.5], rtol=1e-6
+    )
 
 
 def test_channels_first_and_last_shapes(glued):
@@ -82,10 +92,14 @@ def test_channels_first_and_last_shapes(glued):
 
 def test_seed_003_parameter_counts_by_formula(glued):
     expected = {
-        "conv1": 75 * (3 * 3 * 1 + 1), "bn1": 4 * 75,
-        "conv2": 50 * (3 * 3 * 75 + 1), "bn2": 4 * 50,
-        "conv3": 25 * (3 * 3 * 50 + 1), "bn3": 4 * 25,
-        "dense1": 512 * (400 + 1), "dense2": 25 * (512 + 1),
+        "conv1": 75 * (3 * 3 * 1 + 1),
+        "bn1": 4 * 75,
+        "conv2": 50 * (3 * 3 * 75 + 1),
+        "bn2": 4 * 50,
+        "conv3": 25 * (3 * 3 * 50 + 1),
+        "bn3": 4 * 25,
+        "dense1": 512 * (400 + 1),
+        "dense2": 25 * (512 + 1),
     }
     assert glued["formula_params"] == expected
     assert list(expected.values()) == [750, 300, 33_800, 200, 11_275, 100, 205_312, 12_825]
@@ -96,10 +110,37 @@ def test_seed_003_parameter_counts_by_formula(glued):
 
 def test_seed_003_parameter_counts_from_keras(glued):
     # layer by layer, as the seed's summary prints them
-    assert glued["keras_layer_params"] == [750, 300, 0, 33_800, 0, 200, 0, 11_275, 100, 0, 0, 205_312, 0, 12_825]
+    assert glued["keras_layer_params"] == [
+        750,
+        300,
+        0,
+        33_800,
+        0,
+        200,
+        0,
+        11_275,
+        100,
+        0,
+        0,
+        205_312,
+        0,
+        12_825,
+    ]
     assert glued["keras_layer_shapes"] == [
-        [28, 28, 75], [28, 28, 75], [14, 14, 75], [14, 14, 50], [14, 14, 50], [14, 14, 50], [7, 7, 50],
-        [7, 7, 25], [7, 7, 25], [4, 4, 25], [400], [512], [512], [25],
+        [28, 28, 75],
+        [28, 28, 75],
+        [14, 14, 75],
+        [14, 14, 50],
+        [14, 14, 50],
+        [14, 14, 50],
+        [7, 7, 50],
+        [7, 7, 25],
+        [7, 7, 25],
+        [4, 4, 25],
+        [400],
+        [512],
+        [512],
+        [25],
     ]
     assert glued["keras_total"] == 264_562
     assert glued["keras_trainable"] == 264_262
@@ -110,13 +151,23 @@ def test_seed_003_model_rebuilt_independently():
     from tensorflow import keras
 
     layers = keras.layers
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(75, 3, padding="same"), layers.BatchNormalization(), layers.MaxPool2D(2, 2, padding="same"),
-        layers.Conv2D(50, 3, padding="same"), layers.BatchNormalization(), layers.MaxPool2D(2, 2, padding="same"),
-        layers.Conv2D(25, 3, padding="same"), layers.BatchNormalization(), layers.MaxPool2D(2, 2, padding="same"),
-        layers.Flatten(), layers.Dense(512), layers.Dense(25),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(75, 3, padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPool2D(2, 2, padding="same"),
+            layers.Conv2D(50, 3, padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPool2D(2, 2, padding="same"),
+            layers.Conv2D(25, 3, padding="same"),
+            layers.BatchNormalization(),
+            layers.MaxPool2D(2, 2, padding="same"),
+            layers.Flatten(),
+            layers.Dense(512),
+            layers.Dense(25),
+        ]
+    )
     assert model.count_params() == 264_562
 
 
@@ -129,4 +180,5 @@ def test_summary_is_shown(book):
 
 def test_dilation_with_stride_is_refused(glued):
     assert glued["dilation_with_stride"].startswith(
-        "`strides > 1` not supported in conjunction with `dilation_rate > 1`")
+        "`strides > 1` not supported in conjunction with `dilation_rate > 1`"
+    )

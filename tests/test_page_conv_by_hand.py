@@ -50,17 +50,25 @@ def test_seed_002_mean_filter_with_bias(glued):
     expected = [[5.5, 6.5, 7.5], [9.5, 10.5, 11.5], [13.5, 14.5, 15.5]]
     np.testing.assert_allclose(glued["mean_filter"], expected)
     x16 = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
-    independent = tf.nn.conv2d(x16, np.full((2, 2, 1, 1), 0.25, np.float32), 1, "VALID").numpy()[0, :, :, 0] + 3
+    independent = (
+        tf.nn.conv2d(x16, np.full((2, 2, 1, 1), 0.25, np.float32), 1, "VALID").numpy()[0, :, :, 0]
+        + 3
+    )
     np.testing.assert_allclose(glued["mean_filter"], independent)
 
 
 def test_seed_002_3x3_kernel_on_5x5(glued):
     import tensorflow as tf
 
-    x5 = np.array([[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]], np.float32)
+    x5 = np.array(
+        [[3, 3, 2, 1, 0], [0, 0, 1, 3, 1], [3, 1, 2, 2, 3], [2, 0, 0, 2, 2], [2, 0, 0, 0, 1]],
+        np.float32,
+    )
     k3 = np.array([[0, 1, 2], [2, 2, 0], [0, 1, 2]], np.float32)
     np.testing.assert_array_equal(glued["kernel3_on_5x5"], [[12, 12, 17], [10, 17, 19], [9, 6, 14]])
-    independent = tf.nn.conv2d(x5.reshape(1, 5, 5, 1), k3.reshape(3, 3, 1, 1), 1, "VALID").numpy()[0, :, :, 0]
+    independent = tf.nn.conv2d(x5.reshape(1, 5, 5, 1), k3.reshape(3, 3, 1, 1), 1, "VALID").numpy()[
+        0, :, :, 0
+    ]
     np.testing.assert_array_equal(glued["kernel3_on_5x5"], independent)
 
 
@@ -68,8 +76,9 @@ def test_seed_002_batch_of_two(glued):
     assert glued["batch_shape"] == [2, 4, 4, 1]
     first = np.arange(25).reshape(5, 5)[:4, :4] + 6  # mean of each 2x2 window of arange(25), plus 3
     np.testing.assert_allclose(glued["batch_first"], first)
-    np.testing.assert_allclose(glued["batch_first"],
-                               [[6, 7, 8, 9], [11, 12, 13, 14], [16, 17, 18, 19], [21, 22, 23, 24]])
+    np.testing.assert_allclose(
+        glued["batch_first"], [[6, 7, 8, 9], [11, 12, 13, 14], [16, 17, 18, 19], [21, 22, 23, 24]]
+    )
     np.testing.assert_allclose(glued["batch_second"], np.array(glued["batch_first"]) + 25)
     np.testing.assert_allclose(glued["batch_second"][0], [31, 32, 33, 34])
     np.testing.assert_allclose(glued["batch_second"][-1], [46, 47, 48, 49])
@@ -96,7 +105,9 @@ def test_page_has_a_figure(book):
     import re
 
     nb = book.notebook(PAGE)
-    pngs = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    pngs = [
+        o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
     html = (book.html / "book" / f"{PAGE}.html").read_text()
     # the PNG in the executed notebook, and the same figure in the built page with its alt text
     shown = re.findall(r'<img alt="([^"]+)"[^>]*src="[^"]+\.png"', html)

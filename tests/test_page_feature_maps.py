@@ -48,12 +48,21 @@ def test_hand_made_filters(glued, img):
     import tensorflow as tf
 
     vertical = np.array([[1, 0, -1]] * 3, np.float32)
-    kernel = np.stack([vertical, vertical.T, np.full((3, 3), 1 / 9, np.float32),
-                       np.array([[0, 1, 1], [-1, 0, 1], [-1, -1, 0]], np.float32)], -1)[:, :, None, :]
+    kernel = np.stack(
+        [
+            vertical,
+            vertical.T,
+            np.full((3, 3), 1 / 9, np.float32),
+            np.array([[0, 1, 1], [-1, 0, 1], [-1, -1, 0]], np.float32),
+        ],
+        -1,
+    )[:, :, None, :]
     np.testing.assert_allclose(glued["hand_kernel"], kernel)
     maps = tf.nn.conv2d(img[0], kernel, strides=2, padding="SAME").numpy()
     np.testing.assert_allclose(glued["vertical_map"], maps[0, :, :, 0], atol=1e-5)
-    np.testing.assert_allclose(glued["hand_pooled"], tf.nn.max_pool2d(maps, 2, 2, "SAME").numpy(), atol=1e-5)
+    np.testing.assert_allclose(
+        glued["hand_pooled"], tf.nn.max_pool2d(maps, 2, 2, "SAME").numpy(), atol=1e-5
+    )
     names = ["vertical edge", "horizontal edge", "blur", "diagonal edge"]
     for i, name in enumerate(names):
         lo, hi = glued["hand_min_max"][name]
@@ -64,9 +73,11 @@ def test_hand_made_filters(glued, img):
 
 def test_vertical_edge_map_by_hand(glued, img):
     """One cell of the vertical-edge map from the definition: sum over the padded window."""
-    image = np.pad(img[0][0, :, :, 0], ((0, 1), (0, 1)))  # SAME, stride 2, even size: pad bottom/right
+    image = np.pad(
+        img[0][0, :, :, 0], ((0, 1), (0, 1))
+    )  # SAME, stride 2, even size: pad bottom/right
     vertical = np.array([[1, 0, -1]] * 3, np.float32)
     vmap = np.array(glued["vertical_map"])
     for r, c in ((3, 4), (6, 7), (10, 5)):
-        window = image[2 * r:2 * r + 3, 2 * c:2 * c + 3]
+        window = image[2 * r : 2 * r + 3, 2 * c : 2 * c + 3]
         assert vmap[r, c] == pytest.approx(float((window * vertical).sum()), abs=1e-5)

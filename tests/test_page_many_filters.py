@@ -17,8 +17,13 @@ def test_three_filters_valid(glued):
 
     assert glued["kernel_shape"] == [2, 2, 1, 3]
     assert glued["valid_shape"] == [1, 2, 2, 3]
-    assert glued["valid_three_filters"] == [[[12, 120, -12], [16, 160, -16]], [[24, 240, -24], [28, 280, -28]]]
-    np.testing.assert_array_equal(glued["valid_three_filters"], tf.nn.conv2d(IMAGE, KERNEL, 1, "VALID")[0])
+    assert glued["valid_three_filters"] == [
+        [[12, 120, -12], [16, 160, -16]],
+        [[24, 240, -24], [28, 280, -28]],
+    ]
+    np.testing.assert_array_equal(
+        glued["valid_three_filters"], tf.nn.conv2d(IMAGE, KERNEL, 1, "VALID")[0]
+    )
 
 
 def test_three_filters_same(glued):
@@ -51,13 +56,15 @@ def test_all_ones_input_sums_the_weights(glued):
 
     kernel = np.array(glued["kernel4"], np.float32)
     assert kernel.shape == (2, 2, 3, 4)
-    assert np.abs(kernel).max() > 0.01                 # really random weights, not zeros
+    assert np.abs(kernel).max() > 0.01  # really random weights, not zeros
     assert glued["ones_max_abs_diff"] < 1e-5
     np.testing.assert_allclose(glued["weight_sums"], kernel.sum(axis=(0, 1, 2)), atol=1e-6)
     np.testing.assert_allclose(glued["ones_output"], glued["weight_sums"], atol=1e-5)
     # independent: TensorFlow's convolution of ones with the page's kernel (zero bias)
     ones = np.ones((1, 2, 2, 3), np.float32)
-    np.testing.assert_allclose(glued["ones_output"], tf.nn.conv2d(ones, kernel, 1, "VALID").numpy().ravel(), atol=1e-5)
+    np.testing.assert_allclose(
+        glued["ones_output"], tf.nn.conv2d(ones, kernel, 1, "VALID").numpy().ravel(), atol=1e-5
+    )
 
 
 def test_channel_by_channel_by_hand(glued):

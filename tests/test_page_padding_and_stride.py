@@ -16,7 +16,9 @@ def _conv(x, k, stride=1, padding="VALID", dilations=1):
 
     x = np.asarray(x, np.float32)[None, :, :, None]
     w = np.asarray(k, np.float32)[:, :, None, None]
-    return tf.nn.conv2d(x, w, strides=stride, padding=padding, dilations=dilations).numpy()[0, :, :, 0]
+    return tf.nn.conv2d(x, w, strides=stride, padding=padding, dilations=dilations).numpy()[
+        0, :, :, 0
+    ]
 
 
 IMAGE = np.arange(1, 10, dtype=np.float32).reshape(3, 3)
@@ -31,8 +33,8 @@ def test_seed_valid_and_same(glued):
 
 
 def test_where_tensorflow_puts_the_zeros(glued):
-    assert glued["pad_k2"] == [0, 1]      # odd total: the extra zero at the bottom/right
-    assert glued["pad_k3"] == [1, 1]      # 3x3 kernel: one on each side
+    assert glued["pad_k2"] == [0, 1]  # odd total: the extra zero at the bottom/right
+    assert glued["pad_k3"] == [1, 1]  # 3x3 kernel: one on each side
     assert glued["explicit_pad_matches_same"] is True
     # independent check: zeros at the bottom/right reproduce SAME, zeros at the top/left do not
     same = _conv(IMAGE, np.ones((2, 2)), padding="SAME")
@@ -43,7 +45,9 @@ def test_where_tensorflow_puts_the_zeros(glued):
 def test_output_size_rules(glued):
     # 13 sizes x 5 kernels x 3 strides: 2 SAME checks each, plus 2 VALID checks where k <= n
     sizes = [*range(1, 13), 28]
-    expected_cases = sum(2 + (2 if k <= n else 0) for n in sizes for k in range(1, 6) for s in range(1, 4))
+    expected_cases = sum(
+        2 + (2 if k <= n else 0) for n in sizes for k in range(1, 6) for s in range(1, 4)
+    )
     assert glued["size_cases_checked"] == expected_cases == 720
     assert glued["size_mismatches"] == 0
     assert glued["seed_formula_28"] == 28 == (28 - 3 + 2 * 1) // 1 + 1
@@ -63,7 +67,9 @@ def test_stride_2(glued):
     assert glued["stride2_same"] == [[12, 20, 13], [52, 60, 33], [41, 45, 24]]
     assert glued["stride2_same_pad"] == [0, 1]
     np.testing.assert_array_equal(glued["stride2_valid"], _conv(X5, np.ones((2, 2)), stride=2))
-    np.testing.assert_array_equal(glued["stride2_same"], _conv(X5, np.ones((2, 2)), stride=2, padding="SAME"))
+    np.testing.assert_array_equal(
+        glued["stride2_same"], _conv(X5, np.ones((2, 2)), stride=2, padding="SAME")
+    )
 
 
 def test_dilation(glued):

@@ -29,11 +29,21 @@ def test_seed_002_max_pooling(glued):
 
 
 def test_seed_002_max_pooling_with_tensorflow(glued):
-    np.testing.assert_array_equal(glued["max_4x4"], tf_max_pool(grid(16, 4, 4), 2, 2, "VALID")[0, :, :, 0])
-    np.testing.assert_array_equal(glued["max_6x6"], tf_max_pool(grid(36, 6, 6), 2, 2, "VALID")[0, :, :, 0])
-    np.testing.assert_array_equal(glued["max_6x6_pool3"], tf_max_pool(grid(36, 6, 6), 3, 3, "VALID")[0, :, :, 0])
-    np.testing.assert_array_equal(glued["max_5x5_valid"], tf_max_pool(grid(25, 5, 5), 2, 2, "VALID")[0, :, :, 0])
-    np.testing.assert_array_equal(glued["max_5x5_same"], tf_max_pool(grid(25, 5, 5), 2, 2, "SAME")[0, :, :, 0])
+    np.testing.assert_array_equal(
+        glued["max_4x4"], tf_max_pool(grid(16, 4, 4), 2, 2, "VALID")[0, :, :, 0]
+    )
+    np.testing.assert_array_equal(
+        glued["max_6x6"], tf_max_pool(grid(36, 6, 6), 2, 2, "VALID")[0, :, :, 0]
+    )
+    np.testing.assert_array_equal(
+        glued["max_6x6_pool3"], tf_max_pool(grid(36, 6, 6), 3, 3, "VALID")[0, :, :, 0]
+    )
+    np.testing.assert_array_equal(
+        glued["max_5x5_valid"], tf_max_pool(grid(25, 5, 5), 2, 2, "VALID")[0, :, :, 0]
+    )
+    np.testing.assert_array_equal(
+        glued["max_5x5_same"], tf_max_pool(grid(25, 5, 5), 2, 2, "SAME")[0, :, :, 0]
+    )
 
 
 def test_seed_002_batch_and_channels(glued):
@@ -48,14 +58,19 @@ def test_seed_004_stride_one(glued):
     np.testing.assert_array_equal(glued["seed004_valid"], [[4]])
     np.testing.assert_array_equal(glued["seed004_same"], [[4, 3], [2, 1]])
     small = np.array([[4, 3], [2, 1]], np.float32).reshape(1, 2, 2, 1)
-    np.testing.assert_array_equal(glued["seed004_same"], tf_max_pool(small, 2, 1, "SAME")[0, :, :, 0])
+    np.testing.assert_array_equal(
+        glued["seed004_same"], tf_max_pool(small, 2, 1, "SAME")[0, :, :, 0]
+    )
 
 
 def test_seed_001_conv_then_same_max_pool(glued):
     np.testing.assert_array_equal(
-        glued["seed001_conv"], [[[12, 120, -12], [16, 160, -16]], [[24, 240, -24], [28, 280, -28]]])
+        glued["seed001_conv"], [[[12, 120, -12], [16, 160, -16]], [[24, 240, -24], [28, 280, -28]]]
+    )
     np.testing.assert_array_equal(
-        glued["seed001_pooled"], [[[28, 280, -12], [28, 280, -16]], [[28, 280, -24], [28, 280, -28]]])
+        glued["seed001_pooled"],
+        [[[28, 280, -12], [28, 280, -16]], [[28, 280, -24], [28, 280, -28]]],
+    )
 
 
 def test_seed_001_same_pads_with_minus_infinity(glued):
@@ -76,10 +91,14 @@ def test_average_pooling(glued):
     from tensorflow import keras
 
     np.testing.assert_allclose(glued["avg_4x4"], [[2.5, 4.5], [10.5, 12.5]])
-    np.testing.assert_allclose(glued["avg_5x5_same"], [[3, 5, 6.5], [13, 15, 16.5], [20.5, 22.5, 24]])
+    np.testing.assert_allclose(
+        glued["avg_5x5_same"], [[3, 5, 6.5], [13, 15, 16.5], [20.5, 22.5, 24]]
+    )
     assert glued["avg_5x5_same"][2][2] == 24  # the real cell only, not 24 / 4
     np.testing.assert_allclose(glued["avg_5x5_if_zeros_counted"][2][2], 6.0)
-    independent = keras.layers.AveragePooling2D(2, padding="same")(grid(25, 5, 5)).numpy()[0, :, :, 0]
+    independent = keras.layers.AveragePooling2D(2, padding="same")(grid(25, 5, 5)).numpy()[
+        0, :, :, 0
+    ]
     np.testing.assert_allclose(glued["avg_5x5_same"], independent)
 
 
@@ -87,7 +106,9 @@ def test_page_has_figures(book):
     import re
 
     nb = book.notebook(PAGE)
-    pngs = [o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    pngs = [
+        o for c in nb["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})
+    ]
     html = (book.html / "book" / f"{PAGE}.html").read_text()
     # the PNG in the executed notebook, and the same figure in the built page with its alt text
     shown = re.findall(r'<img alt="([^"]+)"[^>]*src="[^"]+\.png"', html)

@@ -13,8 +13,15 @@ def test_tf1_names_are_gone(glued):
     import tensorflow as tf
 
     names = glued["tf1_names_present"]
-    assert set(names) == {"Session", "placeholder", "global_variables_initializer", "reset_default_graph",
-                          "random_normal", "get_variable", "contrib"}
+    assert set(names) == {
+        "Session",
+        "placeholder",
+        "global_variables_initializer",
+        "reset_default_graph",
+        "random_normal",
+        "get_variable",
+        "contrib",
+    }
     assert not any(names.values())
     assert all(not hasattr(tf, n) for n in names)
 
@@ -67,14 +74,18 @@ def init_scale_recomputed():
     digits = x_train[:16].reshape(-1, 28, 28, 1).astype(np.float32) / 255.0
 
     def std(init):
-        c1 = keras.layers.Conv2D(32, 3, padding="same", activation="relu",
-                                 kernel_initializer=init, bias_initializer=init)
-        c2 = keras.layers.Conv2D(64, 3, padding="same", activation="relu",
-                                 kernel_initializer=init, bias_initializer=init)
+        c1 = keras.layers.Conv2D(
+            32, 3, padding="same", activation="relu", kernel_initializer=init, bias_initializer=init
+        )
+        c2 = keras.layers.Conv2D(
+            64, 3, padding="same", activation="relu", kernel_initializer=init, bias_initializer=init
+        )
         p = keras.layers.MaxPool2D(2, padding="same")
         return float(tf.math.reduce_std(p(c2(p(c1(digits))))))
 
-    return std(keras.initializers.RandomNormal(stddev=1.0, seed=1)), std(keras.initializers.GlorotUniform(seed=1))
+    return std(keras.initializers.RandomNormal(stddev=1.0, seed=1)), std(
+        keras.initializers.GlorotUniform(seed=1)
+    )
 
 
 def test_init_scale_matches_page(glued):
@@ -95,12 +106,19 @@ def test_parameter_counts(glued):
 def test_model_rebuilt_independently():
     from tensorflow import keras
 
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        keras.layers.Conv2D(32, 3, padding="same"), keras.layers.MaxPool2D(2, padding="same"),
-        keras.layers.Conv2D(64, 3, padding="same"), keras.layers.MaxPool2D(2, padding="same"),
-        keras.layers.Flatten(), keras.layers.Dense(256), keras.layers.Dense(256), keras.layers.Dense(10),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(32, 3, padding="same"),
+            keras.layers.MaxPool2D(2, padding="same"),
+            keras.layers.Conv2D(64, 3, padding="same"),
+            keras.layers.MaxPool2D(2, padding="same"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(256),
+            keras.layers.Dense(256),
+            keras.layers.Dense(10),
+        ]
+    )
     assert model.count_params() == 890_250
 
 

@@ -11,10 +11,14 @@ PAGE = "transposed-convolution"
 
 def stamp(x, kernel, stride):
     x, kernel = np.asarray(x, float), np.asarray(kernel, float)
-    out = np.zeros(((x.shape[0] - 1) * stride + kernel.shape[0], (x.shape[1] - 1) * stride + kernel.shape[1]))
+    out = np.zeros(
+        ((x.shape[0] - 1) * stride + kernel.shape[0], (x.shape[1] - 1) * stride + kernel.shape[1])
+    )
     for i in range(x.shape[0]):
         for j in range(x.shape[1]):
-            out[i * stride:i * stride + kernel.shape[0], j * stride:j * stride + kernel.shape[1]] += x[i, j] * kernel
+            out[
+                i * stride : i * stride + kernel.shape[0], j * stride : j * stride + kernel.shape[1]
+            ] += x[i, j] * kernel
     return out
 
 
@@ -43,7 +47,9 @@ def test_tf_conv2d_transpose_independently():
     k = tf.constant([[1.0, 2.0], [3.0, 4.0]], shape=(2, 2, 1, 1))
     for stride, case in ((1, "1234_stride1"), (2, "1234_stride2")):
         n = (2 - 1) * stride + 2
-        got = tf.nn.conv2d_transpose(x, k, output_shape=(1, n, n, 1), strides=stride, padding="VALID")
+        got = tf.nn.conv2d_transpose(
+            x, k, output_shape=(1, n, n, 1), strides=stride, padding="VALID"
+        )
         np.testing.assert_allclose(got.numpy()[0, :, :, 0], EXPECTED[case])
 
 

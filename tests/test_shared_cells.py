@@ -14,7 +14,9 @@ _spec = importlib.util.spec_from_file_location("sync_cells", ROOT / "scripts" / 
 sync_cells = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(sync_cells)
 SHARED = sync_cells.shared_cells()
-NOTEBOOKS = sorted((ROOT / "solutions").glob("*/*.ipynb")) + sorted((ROOT / "exercises").glob("*/*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "solutions").glob("*/*.ipynb")) + sorted(
+    (ROOT / "exercises").glob("*/*.ipynb")
+)
 
 
 def copies(grade_id: str) -> dict[str, str]:
@@ -31,15 +33,29 @@ def test_every_copy_is_the_shared_text(grade_id):
     found = copies(grade_id)
     assert len(found) >= 4, f"{grade_id} is shared by fewer than two assignments: {sorted(found)}"
     differ = [path for path, text in found.items() if text != SHARED[grade_id]]
-    assert not differ, (f"{differ} differ from shared_cells/{grade_id}.py: run `make cells`, then "
-                        "`nbgrader generate_assignment <ps> --force`")
+    assert not differ, (
+        f"{differ} differ from shared_cells/{grade_id}.py: run `make cells`, then "
+        "`nbgrader generate_assignment <ps> --force`"
+    )
 
 
 def test_sync_writes_the_shared_text_into_a_notebook(tmp_path):
     grade_id = sorted(SHARED)[0]
     path = tmp_path / "nb.ipynb"
-    nb = {"cells": [{"cell_type": "code", "metadata": {"nbgrader": {"grade_id": grade_id}}, "source": ["old\n"],
-                     "outputs": [], "execution_count": None}], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "metadata": {"nbgrader": {"grade_id": grade_id}},
+                "source": ["old\n"],
+                "outputs": [],
+                "execution_count": None,
+            }
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
     path.write_text(json.dumps(nb))
     assert sync_cells.sync(path, SHARED) is True
     assert "".join(json.loads(path.read_text())["cells"][0]["source"]) == SHARED[grade_id]

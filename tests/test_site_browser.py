@@ -24,8 +24,15 @@ from cnnbook.build import toc_files
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = Path(os.environ.get("CNNBOOK_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PAGES = toc_files()
 SCREENSHOT_PAGES = {"book/intro", "book/conv-by-hand", "book/pooling", "book/feature-maps"}
 SOLUTION_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "### BEGIN")
@@ -59,7 +66,8 @@ def site(book):
     """The built html served on 127.0.0.1 at an ephemeral port: yields the base url."""
     assert (book.html / "index.html").is_file(), f"the book was not built into {book.html}"
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(book.html)))
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(book.html))
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
@@ -71,12 +79,16 @@ def site(book):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: "
-                    "run scripts/install-system-packages.sh (or set CNNBOOK_CHROMIUM)")
+        pytest.skip(
+            f"Chromium not found at {CHROMIUM}: "
+            "run scripts/install-system-packages.sh (or set CNNBOOK_CHROMIUM)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
         yield chromium
         chromium.close()
 
@@ -92,7 +104,9 @@ class Visit:
         self.context.route("**/*", self._only_local)
         self.page = self.context.new_page()
         self.page.on("console", self._console)
-        self.page.on("pageerror", lambda exc: self.problems.append(f"uncaught JavaScript error: {exc}"))
+        self.page.on(
+            "pageerror", lambda exc: self.problems.append(f"uncaught JavaScript error: {exc}")
+        )
         self.page.on("requestfailed", self._failed)
         self.page.on("response", self._response)
         self.response = self.page.goto(urljoin(site, path), wait_until="load")
@@ -155,7 +169,9 @@ def screenshot(v: Visit, name: str) -> None:
 @pytest.mark.parametrize("page", PAGES)
 def test_page_loads_renders_and_links(visit, page):
     v = visit(f"{page}.html")
-    assert v.response is not None and v.response.status == 200, f"{page}.html: HTTP {v.response and v.response.status}"
+    assert v.response is not None and v.response.status == 200, (
+        f"{page}.html: HTTP {v.response and v.response.status}"
+    )
     v.page.wait_for_load_state("networkidle")
 
     # Every image in the article is decoded with a real size (not a broken-image icon).
@@ -194,7 +210,9 @@ def test_page_loads_renders_and_links(visit, page):
             status, text = fetch(v, target)
         assert status == 200, f"{page}: link {href} returns HTTP {status}"
         if fragment and target.endswith(".html"):
-            assert re.search(rf'id="{re.escape(fragment)}"', text), f"{page}: link {href} names no element #{fragment}"
+            assert re.search(rf'id="{re.escape(fragment)}"', text), (
+                f"{page}: link {href} names no element #{fragment}"
+            )
 
     assert not v.problems, f"{page}: " + "\n".join(v.problems)
 
@@ -210,15 +228,22 @@ def test_download_button_offers_source_and_clean_notebook(visit, book, page):
     source_link.wait_for(state="visible")
     assert source_link.inner_text().strip() == source.suffix
     # A markdown page offers its notebook beside it; an .ipynb page (an exercise) is its own notebook.
-    notebook_link = menu.locator("a.btn-download-notebook-button") if source.suffix == ".md" else source_link
+    notebook_link = (
+        menu.locator("a.btn-download-notebook-button") if source.suffix == ".md" else source_link
+    )
     assert notebook_link.count() == 1, (
         f"{page}'s download menu offers no .ipynb (cnnbook.build adds it after a successful build; "
-        f"this build returned {book.returncode})")
+        f"this build returned {book.returncode})"
+    )
     assert notebook_link.inner_text().strip() == ".ipynb"
 
     status, served_source = fetch(v, urljoin(v.page.url, source_link.get_attribute("href")))
-    assert status == 200 and served_source.strip(), f"{page}: the source download is missing or empty"
-    assert served_source == source.read_text(), f"{page}: the source download is not {source.relative_to(ROOT)}"
+    assert status == 200 and served_source.strip(), (
+        f"{page}: the source download is missing or empty"
+    )
+    assert served_source == source.read_text(), (
+        f"{page}: the source download is not {source.relative_to(ROOT)}"
+    )
 
     status, served_notebook = fetch(v, urljoin(v.page.url, notebook_link.get_attribute("href")))
     assert status == 200, f"{page}: the .ipynb download returns HTTP {status}"
@@ -228,33 +253,48 @@ def test_download_button_offers_source_and_clean_notebook(visit, book, page):
     assert all(not c.outputs for c in code), f"{page}: the downloaded notebook carries outputs"
     if source.suffix == ".md":
         expected = len(re.findall(r"^`{3,}\{code-cell\}", source.read_text(), flags=re.M))
-        assert len(code) == expected, f"{page}: notebook has {len(code)} code cells, the page {expected}"
+        assert len(code) == expected, (
+            f"{page}: notebook has {len(code)} code cells, the page {expected}"
+        )
         assert nb.metadata["kernelspec"]["name"] == "python3"
     for marker in SOLUTION_MARKERS:
         if is_exercise(page):
-            assert marker not in served_notebook, f"{page}: the downloaded exercise contains {marker!r}"
+            assert marker not in served_notebook, (
+                f"{page}: the downloaded exercise contains {marker!r}"
+            )
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if (ROOT / f"{p}.md").is_file()
-                                  and "kernelspec:" in (ROOT / f"{p}.md").read_text()])
+@pytest.mark.parametrize(
+    "page",
+    [
+        p
+        for p in PAGES
+        if (ROOT / f"{p}.md").is_file() and "kernelspec:" in (ROOT / f"{p}.md").read_text()
+    ],
+)
 def test_launch_buttons_open_the_page_from_the_repository(visit, page):
     v = visit(f"{page}.html")
     links = v.page.eval_on_selector_all(".dropdown-launch-buttons a", "els => els.map(a => a.href)")
     binder = [u for u in links if "mybinder.org" in u]
     assert binder, f"{page} has no Binder launch button ({links})"
     path = re.search(r"urlpath=lab/tree/([^&]+)", binder[0])
-    assert path and (ROOT / path.group(1)).is_file(), \
+    assert path and (ROOT / path.group(1)).is_file(), (
         f"{page}: Binder opens {path and path.group(1)}, not a repository file"
+    )
 
 
-@pytest.mark.parametrize(("query", "page"), [("padding", "book/padding-and-stride"), ("MaxPool2D", "book/pooling")])
+@pytest.mark.parametrize(
+    ("query", "page"), [("padding", "book/padding-and-stride"), ("MaxPool2D", "book/pooling")]
+)
 def test_search_finds_the_page(visit, book, query, page):
     require_page(page)
     v = visit(f"search.html?q={query}")
     assert (book.html / f"{page}.html").is_file(), f"{page} is in _toc.yml but was not built"
     results = v.page.locator("#search-results ul.search li a")
     results.first.wait_for(timeout=20_000)
-    found = [urlparse(h).path.lstrip("/") for h in results.evaluate_all("els => els.map(a => a.href)")]
+    found = [
+        urlparse(h).path.lstrip("/") for h in results.evaluate_all("els => els.map(a => a.href)")
+    ]
     assert f"{page}.html" in found, f"searching {query!r} does not find {page}.html: {found}"
     assert not v.problems, "\n".join(v.problems)
 
@@ -283,7 +323,12 @@ def test_no_solution_is_published(book):
 def test_phone_viewport_has_no_horizontal_scroll(visit):
     page = "book/conv-by-hand"
     require_page(page)
-    v = visit(f"{page}.html", viewport={"width": 390, "height": 844}, is_mobile=True, device_scale_factor=2)
+    v = visit(
+        f"{page}.html",
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        device_scale_factor=2,
+    )
     assert v.response is not None and v.response.status == 200, f"{page}.html was not built"
     v.page.wait_for_load_state("networkidle")
     widths = v.page.evaluate("""() => ({
@@ -292,6 +337,8 @@ def test_phone_viewport_has_no_horizontal_scroll(visit):
     })""")
     assert widths["viewport"] == 390
     assert widths["page"] <= widths["viewport"] + 1, f"{page} scrolls sideways on a phone: {widths}"
-    assert widths["article"] <= widths["viewport"] + 1, f"{page}'s text is wider than a phone: {widths}"
+    assert widths["article"] <= widths["viewport"] + 1, (
+        f"{page}'s text is wider than a phone: {widths}"
+    )
     screenshot(v, f"{page}-phone")
     assert not v.problems, "\n".join(v.problems)

@@ -18,7 +18,12 @@ SOLUTION = "def double(x):\n    return 2 * np.asarray(x)\n"
 
 
 def tiny_cell(src, meta=None, kind="code", **extra):
-    cell = {"cell_type": kind, "metadata": {"nbgrader": meta} if meta else {}, "source": src, **extra}
+    cell = {
+        "cell_type": kind,
+        "metadata": {"nbgrader": meta} if meta else {},
+        "source": src,
+        **extra,
+    }
     if kind == "code":
         cell.update(outputs=[], execution_count=None)
     return cell
@@ -26,21 +31,40 @@ def tiny_cell(src, meta=None, kind="code", **extra):
 
 def source_notebook() -> dict:
     return {
-        "nbformat": 4, "nbformat_minor": 5,
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+        },
         "cells": [
             tiny_cell("# Tiny assignment\n\nDouble an array.", kind="markdown"),
             tiny_cell("import numpy as np"),
-            tiny_cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * np.asarray(x)\n    ### END SOLUTION",
-                  {"grade": False, "solution": True, "locked": False, "grade_id": "double", "schema_version": 3}),
-            tiny_cell("# The grader checks double() on its own inputs.",
-                  {"grade": True, "solution": False, "locked": True, "points": 2, "grade_id": "test_double",
-                   "schema_version": 3}),
+            tiny_cell(
+                "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * np.asarray(x)\n    ### END SOLUTION",
+                {
+                    "grade": False,
+                    "solution": True,
+                    "locked": False,
+                    "grade_id": "double",
+                    "schema_version": 3,
+                },
+            ),
+            tiny_cell(
+                "# The grader checks double() on its own inputs.",
+                {
+                    "grade": True,
+                    "solution": False,
+                    "locked": True,
+                    "points": 2,
+                    "grade_id": "test_double",
+                    "schema_version": 3,
+                },
+            ),
         ],
     }
 
 
-CHECKS = '''
+CHECKS = """
 import numpy as np
 
 from cnnbook.grader.compare import array_mistake
@@ -61,9 +85,9 @@ def judge(context):
 
 
 CHECKS = [Check("test_double", judge, probe="double")]
-'''
+"""
 
-CONFIG = '''
+CONFIG = """
 from cnnbook.grader.submission import screen_submission
 from cnnbook.grader import configure
 
@@ -75,15 +99,26 @@ c.AddProbeCells.checks = {{"tiny": {checks!r}}}
 configure(c, {root!r}, limits={limits!r})
 # The batch's file checks for plain `nbgrader autograde` (which would wait for ever on a named pipe).
 c.Autograde.pre_convert_hook = screen_submission
-'''
+"""
 
 
-def nbgrader(root: Path, *args: str, timeout: float = 600, wrapper: str | None = None) -> subprocess.CompletedProcess:
+def nbgrader(
+    root: Path, *args: str, timeout: float = 600, wrapper: str | None = None
+) -> subprocess.CompletedProcess:
     """``nbgrader <args>`` in the course folder, as an instructor runs it."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    command = [sys.executable, "-c", wrapper, *args] if wrapper else [sys.executable, "-m", "nbgrader", *args]
-    return subprocess.run(command, check=False, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    command = (
+        [sys.executable, "-c", wrapper, *args]
+        if wrapper
+        else [sys.executable, "-m", "nbgrader", *args]
+    )
+    return subprocess.run(
+        command, check=False, cwd=root, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def make_course(root: Path) -> Path:
@@ -91,8 +126,11 @@ def make_course(root: Path) -> Path:
     (root / "source" / "tiny" / "tiny.ipynb").write_text(json.dumps(source_notebook()))
     (root / "tiny_checks.py").write_text(CHECKS)
     limits = {"cpu_seconds": 120, "processes": 256, "address_space_mb": 4096}
-    (root / "nbgrader_config.py").write_text(CONFIG.format(root=str(root), timeout=CELL_TIMEOUT, limits=limits,
-                                                           checks=str(root / "tiny_checks.py")))
+    (root / "nbgrader_config.py").write_text(
+        CONFIG.format(
+            root=str(root), timeout=CELL_TIMEOUT, limits=limits, checks=str(root / "tiny_checks.py")
+        )
+    )
     for cmd in (["db", "assignment", "add", "tiny"], ["generate_assignment", "tiny", "--force"]):
         done = nbgrader(root, *cmd)
         assert done.returncode == 0, done.stdout + done.stderr

@@ -33,7 +33,9 @@ def default_workers() -> int:
 
 
 @contextmanager
-def connect(workers: int | None = None, scheduler: str | None = None, scheduler_file: str | None = None):
+def connect(
+    workers: int | None = None, scheduler: str | None = None, scheduler_file: str | None = None
+):
     """A Dask client: an existing cluster's (``scheduler`` address or ``scheduler_file``) or a local one."""
     import dask
     from distributed import Client, LocalCluster
@@ -43,8 +45,14 @@ def connect(workers: int | None = None, scheduler: str | None = None, scheduler_
             with _existing_cluster(Client, scheduler, scheduler_file) as client:
                 yield client
             return
-        with LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1, processes=True,
-                          host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        with LocalCluster(
+            n_workers=workers or default_workers(),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster:
             with Client(cluster) as client:
                 yield client
 
@@ -54,10 +62,15 @@ def _existing_cluster(Client, scheduler: str | None, scheduler_file: str | None)
     where = scheduler or f"the address in {scheduler_file}"
     try:
         return Client(scheduler, scheduler_file=scheduler_file, timeout="30s")
-    except (OSError, ValueError) as exc:  # unreachable, refused, timed out, no such file, a malformed address
-        raise SystemExit(f"error: cannot connect to the Dask scheduler at {where}: {str(exc).splitlines()[0][:300]}. "
-                         "Fix: start the scheduler and its workers (book/instructors.md), check the address "
-                         "and the firewall, or grade on this machine with --workers N.") from None
+    except (
+        OSError,
+        ValueError,
+    ) as exc:  # unreachable, refused, timed out, no such file, a malformed address
+        raise SystemExit(
+            f"error: cannot connect to the Dask scheduler at {where}: {str(exc).splitlines()[0][:300]}. "
+            "Fix: start the scheduler and its workers (book/instructors.md), check the address "
+            "and the firewall, or grade on this machine with --workers N."
+        ) from None
 
 
 def thread_shares(client) -> dict[str, int]:
@@ -86,8 +99,9 @@ async def _import_grading_code() -> None:
 
 
 def _imports() -> None:
-    import cnnbook.batch.task  # noqa: F401
     import nbgrader.converters  # noqa: F401
+
+    import cnnbook.batch.task  # noqa: F401
     from cnnbook.grader import preprocessors  # noqa: F401
 
 
@@ -95,7 +109,9 @@ def _usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def run_tasks(client, function, shared, jobs, on_result, on_failure, in_flight: int | None = None) -> None:
+def run_tasks(
+    client, function, shared, jobs, on_result, on_failure, in_flight: int | None = None
+) -> None:
     """Submit ``function(shared, job)`` for each job, at most ``in_flight`` at a time; results go to
     ``on_result(job, result)``, tasks that failed to ``on_failure(job, status, note)``."""
     from distributed import as_completed
@@ -111,7 +127,9 @@ def run_tasks(client, function, shared, jobs, on_result, on_failure, in_flight: 
 
     def submit_next() -> None:
         for job in jobs:
-            future = _submit_queued(client, f"grade-{job['student']}-{os.urandom(4).hex()}", function, shared, job)
+            future = _submit_queued(
+                client, f"grade-{job['student']}-{os.urandom(4).hex()}", function, shared, job
+            )
             running[future] = job
             pending.add(future)
             return
@@ -124,8 +142,12 @@ def run_tasks(client, function, shared, jobs, on_result, on_failure, in_flight: 
             result = future.result()
         except KilledWorker:
             deaths = DASK_CONFIG["distributed.scheduler.allowed-failures"] + 1
-            on_failure(job, KILLED_STATUS, f"the grading worker died {deaths} times while grading this "
-                       "submission; it was not graded")
+            on_failure(
+                job,
+                KILLED_STATUS,
+                f"the grading worker died {deaths} times while grading this "
+                "submission; it was not graded",
+            )
         except Exception as exc:  # noqa: BLE001 - one student's failure must not stop the batch
             on_failure(job, "error", f"grading failed on the worker: {exc!r}"[:500])
         else:
@@ -158,11 +180,25 @@ class Progress:
 
     def __enter__(self):
         if self.live:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import (
+                Progress as Bar,
+            )
 
-            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+            self._bar = Bar(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+            )
             self._bar.__enter__()
             self._task = self._bar.add_task(self.label, total=self.total)
         return self

@@ -15,7 +15,9 @@ MAX_FILE_BYTES = 20 * 2**20  # as a notebook's cap: a larger file is left out, w
 MAX_FILES = 200
 
 
-def read_submission(folder: Path, max_bytes: int = MAX_FILE_BYTES) -> tuple[dict[str, bytes], dict[str, str]]:
+def read_submission(
+    folder: Path, max_bytes: int = MAX_FILE_BYTES
+) -> tuple[dict[str, bytes], dict[str, str]]:
     """The regular files under ``folder`` as {relative path: bytes}, and {relative path: note} for
     what was left out.
 
@@ -83,8 +85,11 @@ def write_tree(root: Path, files: dict[str, bytes]) -> None:
 
 def read_tree(root: Path) -> dict[str, bytes]:
     """The regular files under ``root`` as {relative path: bytes} (links are not followed)."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.is_symlink()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.is_symlink()
+    }
 
 
 def replace_folder(folder: Path, files: dict[str, bytes]) -> None:

@@ -15,17 +15,22 @@ from pathlib import Path
 from cnnbook.batch.files import replace_folder, write_file
 
 
-def record(result: dict, assignment: str, db_url: str, course_id: str, autograded: Path, log: Path) -> None:
+def record(
+    result: dict, assignment: str, db_url: str, course_id: str, autograded: Path, log: Path
+) -> None:
     """Write one student's result. The graded folder is replaced only after the gradebook took the scores."""
     write_file(log, _log_text(result).encode("utf-8", "replace"))
     if result["grades"] is None:
         return  # rejected before grading: nothing to record, earlier grades stay
-    save_grades(db_url, course_id, assignment, result["student"], result["grades"], result["timestamp"])
+    save_grades(
+        db_url, course_id, assignment, result["student"], result["grades"], result["timestamp"]
+    )
     replace_folder(autograded / result["student"] / assignment, result["autograded"])
 
 
-def save_grades(db_url: str, course_id: str, assignment: str, student: str, grades: dict,
-                timestamp: str | None) -> None:
+def save_grades(
+    db_url: str, course_id: str, assignment: str, student: str, grades: dict, timestamp: str | None
+) -> None:
     """Each cell's automatic score and comment into the gradebook (one commit at the end)."""
     from nbgrader.api import Gradebook
 
@@ -38,7 +43,9 @@ def save_grades(db_url: str, course_id: str, assignment: str, student: str, grad
             scores, comments = graded.get("scores", {}), graded.get("comments", {})
             for grade in notebook.grades:
                 grade.auto_score = scores.get(grade.name, 0.0)
-                grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+                grade.needs_manual_grade = (
+                    grade.manual_score is not None or grade.auto_score is None
+                )
             for comment in notebook.comments:
                 comment.auto_comment = comments.get(comment.name)
             notebook.late_submission_penalty = graded.get("late_submission_penalty")
@@ -55,7 +62,9 @@ def quiet_autoflush():
         yield
 
 
-def read_scores(db_url: str, course_id: str, assignment: str, student: str) -> tuple[float | None, float | None]:
+def read_scores(
+    db_url: str, course_id: str, assignment: str, student: str
+) -> tuple[float | None, float | None]:
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url, course_id) as gb:
@@ -67,7 +76,10 @@ def read_scores(db_url: str, course_id: str, assignment: str, student: str) -> t
 
 
 def _log_text(result: dict) -> str:
-    lines = [f"student: {result['student']}", f"status: {result['status']}",
-             f"worker: {result.get('worker', '?')}, {result.get('seconds', '?')} s"]
+    lines = [
+        f"student: {result['student']}",
+        f"status: {result['status']}",
+        f"worker: {result.get('worker', '?')}, {result.get('seconds', '?')} s",
+    ]
     lines += [f"note: {note}" for note in result["notes"]]
     return "\n".join(lines) + "\n\n" + (result.get("log") or "")

@@ -30,7 +30,11 @@ class State:
     def up_to_date(self, student: str, digest: str) -> bool:
         """Whether ``student`` was graded from exactly this content (rejected submissions are retried)."""
         row = self.rows.get(student)
-        return bool(row) and row.get("hash") == digest and str(row.get("status", "")).startswith("graded")
+        return (
+            bool(row)
+            and row.get("hash") == digest
+            and str(row.get("status", "")).startswith("graded")
+        )
 
     def update(self, row: dict) -> None:
         self.rows[row["student"]] = row
@@ -42,8 +46,16 @@ class State:
         writer.writerow(COLUMNS)
         for student in sorted(self.rows):
             row = self.rows[student]
-            writer.writerow([student, row["status"], _blank(row.get("score")), _blank(row.get("max_score")),
-                             row.get("seconds", ""), " | ".join(row.get("notes", []))])
+            writer.writerow(
+                [
+                    student,
+                    row["status"],
+                    _blank(row.get("score")),
+                    _blank(row.get("max_score")),
+                    row.get("seconds", ""),
+                    " | ".join(row.get("notes", [])),
+                ]
+            )
         path = self.folder / "report.csv"
         write_file(path, out.getvalue().encode("utf-8"))
         return path

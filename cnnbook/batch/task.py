@@ -23,8 +23,12 @@ from cnnbook.batch.record import quiet_autoflush
 from cnnbook.batch.template import GRADEBOOK, course_app
 from cnnbook.grader.preprocessors.readproberesults import STOPPED
 from cnnbook.grader.sanitise import Reference, sanitise
-from cnnbook.grader.submission import (MAX_NOTEBOOK_BYTES, _read_notebook,
-                                       _remove_links_and_special_files, file_problem)
+from cnnbook.grader.submission import (
+    MAX_NOTEBOOK_BYTES,
+    _read_notebook,
+    _remove_links_and_special_files,
+    file_problem,
+)
 
 PREPARE_SECONDS = 60
 TEMP_PREFIX = "cnnbook-grade-"  # then the grading process's pid: see remove_stale_folders
@@ -33,8 +37,16 @@ TEMP_PREFIX = "cnnbook-grade-"  # then the grading process's pid: see remove_sta
 def grade_student(template, job: dict) -> dict:
     """Grade ``job["student"]``'s ``job["files"]`` for ``job["assignment"]``: a dict of plain data."""
     start = time.monotonic()
-    result = {"student": job["student"], "status": "graded", "notes": [], "log": "", "autograded": None,
-              "grades": None, "timestamp": None, "worker": worker_address() or "?"}
+    result = {
+        "student": job["student"],
+        "status": "graded",
+        "notes": [],
+        "log": "",
+        "autograded": None,
+        "grades": None,
+        "timestamp": None,
+        "worker": worker_address() or "?",
+    }
     remove_stale_folders()
     with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
         root = Path(tmp)
@@ -44,8 +56,12 @@ def grade_student(template, job: dict) -> dict:
         folder.mkdir(parents=True)
         write_tree(folder, job["files"])
         sources = release_notebooks(root / folders["release_directory"] / job["assignment"])
-        rejected, result["notes"] = prepare_within(job.get("prepare_seconds", PREPARE_SECONDS), folder, sources,
-                                                   job.get("max_bytes", MAX_NOTEBOOK_BYTES))
+        rejected, result["notes"] = prepare_within(
+            job.get("prepare_seconds", PREPARE_SECONDS),
+            folder,
+            sources,
+            job.get("max_bytes", MAX_NOTEBOOK_BYTES),
+        )
         if rejected:
             result["status"] = rejected
         else:
@@ -58,7 +74,9 @@ def _autograde(root: Path, folders: dict, job: dict, result: dict) -> None:
     from nbgrader.utils import capture_log
 
     threads = task_threads(job.get("thread_shares", {}))
-    app = autograde_app(root, job["assignment"], job["student"], {"SandboxedExecute": {"threads": threads}})
+    app = autograde_app(
+        root, job["assignment"], job["student"], {"SandboxedExecute": {"threads": threads}}
+    )
     with quiet_autoflush():
         outcome = capture_log(app)
     result["log"] = outcome.get("log", "") + outcome.get("error", "")
@@ -70,8 +88,9 @@ def _autograde(root: Path, folders: dict, job: dict, result: dict) -> None:
     trouble = kernel_trouble(graded)
     result["status"] = f"graded ({trouble})" if trouble else "graded"
     result["autograded"] = read_tree(graded)
-    result["grades"], result["timestamp"] = read_grades(f"sqlite:///{root / GRADEBOOK}", job["assignment"],
-                                                        job["student"])
+    result["grades"], result["timestamp"] = read_grades(
+        f"sqlite:///{root / GRADEBOOK}", job["assignment"], job["student"]
+    )
 
 
 def task_threads(shares: dict[str, int]) -> int:
@@ -86,7 +105,7 @@ def remove_stale_folders() -> None:
     """Remove the temporary courses of grading processes that died (a killed worker cannot clean up;
     each folder holds the assignment's solutions, readable by root only)."""
     for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*-*"):
-        pid = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        pid = folder.name[len(TEMP_PREFIX) :].split("-", 1)[0]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -116,10 +135,14 @@ def read_grades(db_url: str, assignment: str, student: str) -> tuple[dict, str |
 
     with Gradebook(db_url) as gb:
         submission = gb.find_submission(assignment, student)
-        grades = {nb.name: {"scores": {g.name: g.auto_score for g in nb.grades},
-                            "comments": {c.name: c.auto_comment for c in nb.comments},
-                            "late_submission_penalty": nb.late_submission_penalty}
-                  for nb in submission.notebooks}
+        grades = {
+            nb.name: {
+                "scores": {g.name: g.auto_score for g in nb.grades},
+                "comments": {c.name: c.auto_comment for c in nb.comments},
+                "late_submission_penalty": nb.late_submission_penalty,
+            }
+            for nb in submission.notebooks
+        }
         return grades, submission.timestamp.isoformat() if submission.timestamp else None
 
 
@@ -128,10 +151,14 @@ def read_grades(db_url: str, assignment: str, student: str) -> tuple[dict, str |
 
 def release_notebooks(folder: Path) -> dict[str, dict]:
     """The assignment's notebooks as released to students (their nbgrader metadata is the reference)."""
-    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.ipynb"))}
+    return {
+        p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.ipynb"))
+    }
 
 
-def _find_notebook(student_dir: Path, name: str, sources: dict, max_bytes: int) -> tuple[Path | None, list[str]]:
+def _find_notebook(
+    student_dir: Path, name: str, sources: dict, max_bytes: int
+) -> tuple[Path | None, list[str]]:
     """The student's notebook ``name``, or the only other notebook renamed to it; (None, notes) if none."""
     path = student_dir / name
     if os.path.lexists(path):
@@ -147,8 +174,9 @@ def _find_notebook(student_dir: Path, name: str, sources: dict, max_bytes: int) 
     return None, [f"{name} is missing (found: {', '.join(map(repr, present)) or 'no notebooks'})"]
 
 
-def prepare(student_dir: Path, sources: dict[str, dict],
-            max_bytes: int = MAX_NOTEBOOK_BYTES) -> tuple[str | None, list[str]]:
+def prepare(
+    student_dir: Path, sources: dict[str, dict], max_bytes: int = MAX_NOTEBOOK_BYTES
+) -> tuple[str | None, list[str]]:
     """Check and sanitise one student's notebooks in place (a copy: the submitted files stay as they
     were). Returns (rejection status or None, notes)."""
     notes = _remove_links_and_special_files(student_dir, set(sources))
@@ -179,7 +207,9 @@ def prepare_within(seconds: float, *args) -> tuple[str | None, list[str]]:
     """:func:`prepare` in a child process, stopped after ``seconds``: no submission can hang the grader
     (or exhaust its memory) while its files are checked."""
     receive, send = multiprocessing.Pipe(duplex=False)
-    child = multiprocessing.get_context("fork").Process(target=_prepare_in_child, args=(send, *args))
+    child = multiprocessing.get_context("fork").Process(
+        target=_prepare_in_child, args=(send, *args)
+    )
     child.start()
     send.close()
     ended = False
@@ -194,8 +224,12 @@ def prepare_within(seconds: float, *args) -> tuple[str | None, list[str]]:
         child.join()
         receive.close()
     if ended:
-        return "unreadable notebook", [f"checking the submission crashed (exit code {child.exitcode})"]
-    return "timed out", [f"checking the submission took more than {seconds:.0f} s; it was not graded"]
+        return "unreadable notebook", [
+            f"checking the submission crashed (exit code {child.exitcode})"
+        ]
+    return "timed out", [
+        f"checking the submission took more than {seconds:.0f} s; it was not graded"
+    ]
 
 
 # --------------------------------------------------------------------------- what stopped cells
@@ -205,23 +239,36 @@ def _troubles(nb: dict) -> set[str]:
     """What stopped cells of a graded notebook: the sandbox's errors in the student's cells, and the
     grader's verdicts on its own probe cells (removed from the notebook), in the grader's fixed words."""
     found = set()
-    for output in (o for c in nb.get("cells", []) for o in c.get("outputs", []) if o.get("output_type") == "error"):
+    for output in (
+        o
+        for c in nb.get("cells", [])
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ):
         if output.get("ename") in STOPPED:
             found.add(output["ename"])
         elif output.get("ename") == "Failed":
-            found |= {ename for ename, words in STOPPED.items() if words in str(output.get("evalue", ""))}
+            found |= {
+                ename for ename, words in STOPPED.items() if words in str(output.get("evalue", ""))
+            }
     return found
 
 
 def kernel_trouble(folder: Path) -> str | None:
-    """"kernel died" / "cell timed out" (and "later cells not run") for a graded folder, or None."""
+    """ "kernel died" / "cell timed out" (and "later cells not run") for a graded folder, or None."""
     for path in sorted(folder.glob("*.ipynb")):
         try:
             found = _troubles(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue
-        trouble = [what for ename, what in (("DeadKernelError", "kernel died"),
-                                            ("CellTimeoutError", "cell timed out")) if ename in found]
+        trouble = [
+            what
+            for ename, what in (
+                ("DeadKernelError", "kernel died"),
+                ("CellTimeoutError", "cell timed out"),
+            )
+            if ename in found
+        ]
         if trouble:
             # The sandbox grades on in a fresh kernel; only past its restart limit are later cells not run.
             return "; ".join(trouble + (["later cells not run"] if "NotRun" in found else []))

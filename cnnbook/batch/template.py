@@ -29,8 +29,11 @@ def source_digest(course: Path, folders: dict[str, str], assignment: str) -> str
     """A hash of the course's configuration and the assignment's source folder: when it changes,
     every student is regraded."""
     source = _source_folder(course, folders, assignment)
-    files = {f"source/{name}": data for name, data in read_tree(source).items()
-             if ".ipynb_checkpoints" not in name and "__pycache__" not in name}
+    files = {
+        f"source/{name}": data
+        for name, data in read_tree(source).items()
+        if ".ipynb_checkpoints" not in name and "__pycache__" not in name
+    }
     config = course / "nbgrader_config.py"
     if config.is_file():
         files[config.name] = config.read_bytes()
@@ -45,20 +48,27 @@ def build_template(course: Path, folders: dict[str, str], assignment: str) -> Te
         config = course / "nbgrader_config.py"
         if config.is_file():
             shutil.copy2(config, root / config.name)
-        shutil.copytree(source, root / folders["source_directory"] / assignment,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        shutil.copytree(
+            source,
+            root / folders["source_directory"] / assignment,
+            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+        )
         _generate(root, assignment)
         if not (root / folders["release_directory"] / assignment).is_dir():
-            raise SystemExit(f"error: generating {assignment} in a temporary copy of the course made no release "
-                             f"folder {folders['release_directory']}/{assignment}; check nbgrader_config.py")
+            raise SystemExit(
+                f"error: generating {assignment} in a temporary copy of the course made no release "
+                f"folder {folders['release_directory']}/{assignment}; check nbgrader_config.py"
+            )
         return Template(read_tree(root), source_digest(course, folders, assignment), folders)
 
 
 def _source_folder(course: Path, folders: dict[str, str], assignment: str) -> Path:
     source = course / folders["source_directory"] / assignment
     if not source.is_dir():
-        raise SystemExit(f"error: no source folder {source} for assignment {assignment!r}. "
-                         f"Fix: run in the course folder and give an assignment that exists there.")
+        raise SystemExit(
+            f"error: no source folder {source} for assignment {assignment!r}. "
+            f"Fix: run in the course folder and give an assignment that exists there."
+        )
     return source
 
 
@@ -72,9 +82,11 @@ def _generate(root: Path, assignment: str) -> None:
     app.force, app.create_assignment = True, True
     outcome = capture_log(app)
     if not outcome["success"]:
-        raise SystemExit(f"error: nbgrader generate_assignment {assignment} failed in a temporary copy of the "
-                         f"course, so nothing was graded:\n{outcome.get('log', '')[-2000:]}"
-                         f"{outcome.get('error', '')[-2000:]}")
+        raise SystemExit(
+            f"error: nbgrader generate_assignment {assignment} failed in a temporary copy of the "
+            f"course, so nothing was graded:\n{outcome.get('log', '')[-2000:]}"
+            f"{outcome.get('error', '')[-2000:]}"
+        )
 
 
 def new_gradebook(path: Path) -> None:
@@ -90,13 +102,21 @@ def new_gradebook(path: Path) -> None:
         Base.metadata.create_all(engine)
         with engine.begin() as db:
             db.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
-            db.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"),
-                       {"head": ScriptDirectory(ALEMBIC_DIR).get_current_head()})
+            db.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:head)"),
+                {"head": ScriptDirectory(ALEMBIC_DIR).get_current_head()},
+            )
     finally:
         engine.dispose()
 
 
-def course_app(converter, root: Path, assignment: str, student: str | None = None, overrides: dict | None = None):
+def course_app(
+    converter,
+    root: Path,
+    assignment: str,
+    student: str | None = None,
+    overrides: dict | None = None,
+):
     """An nbgrader converter (GenerateAssignment, Autograde) for the small course at ``root``, configured
     by the course's own nbgrader_config.py, with that course's folder and SQLite gradebook whatever the
     configuration or the environment (NBGRADER_DB_URL) says."""

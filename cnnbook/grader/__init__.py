@@ -27,8 +27,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | None = None,
-              max_output_bytes: int = 20_000) -> None:
+def configure(
+    c,
+    course_root,
+    *,
+    require_sandbox: bool = True,
+    limits: dict | None = None,
+    max_output_bytes: int = 20_000,
+) -> None:
     """Set nbgrader up for untrusted submissions. Call once from nbgrader_config.py.
 
     ``limits`` overrides entries of :data:`cnnbook.sandbox.DEFAULT_LIMITS`. With
@@ -37,15 +43,28 @@ def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | No
     """
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, GetGrades,
-                                        IgnorePattern, LimitOutput, SaveAutoGrades)
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        GetGrades,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
 
     from cnnbook import sandbox
+    from cnnbook.grader.preprocessors import (
+        AddProbeCells,
+        CapOutputs,
+        HideTracebacks,
+        ReadProbeResults,
+        RestoreNbgraderMetadata,
+        SandboxedExecute,
+        SanitiseMarkdown,
+        TextAndImagesOnly,
+        TrustedGrades,
+    )
     from cnnbook.grader.submission import screen_submission
-    from cnnbook.grader.preprocessors import (AddProbeCells, CapOutputs, HideTracebacks,
-                                              ReadProbeResults, RestoreNbgraderMetadata,
-                                              SandboxedExecute, SanitiseMarkdown, TextAndImagesOnly,
-                                              TrustedGrades)
 
     sandbox.configure_limits(Path(course_root), limits)
     c.SandboxedExecute.require_sandbox = require_sandbox
@@ -59,14 +78,31 @@ def configure(c, course_root, *, require_sandbox: bool = True, limits: dict | No
     # A release or a grading that fails keeps the previous one; a gradebook URL that does not work
     # stops the command, in one line, before anything is removed (cnnbook/grader/keepwork.py).
     from cnnbook.grader.keepwork import KeepWorkExporter
+
     c.GenerateAssignment.exporter_class = KeepWorkExporter
     c.Autograde.exporter_class = KeepWorkExporter
 
     sanitising = list(Autograde.class_traits()["sanitize_preprocessors"].default())
     c.Autograde.sanitize_preprocessors = [RestoreNbgraderMetadata, *sanitising]
     c.Autograde.autograde_preprocessors = [
-        AddProbeCells, SandboxedExecute, ReadProbeResults, TextAndImagesOnly, SanitiseMarkdown,
-        IgnorePattern, ClearMetadataPreprocessor, LimitOutput, CapOutputs, TrustedGrades, SaveAutoGrades,
-        AssignLatePenalties, CheckCellMetadata]
-    c.GenerateFeedback.preprocessors = [GetGrades, TextAndImagesOnly, SanitiseMarkdown, HideTracebacks,
-                                        CSSHTMLHeaderPreprocessor]
+        AddProbeCells,
+        SandboxedExecute,
+        ReadProbeResults,
+        TextAndImagesOnly,
+        SanitiseMarkdown,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        CapOutputs,
+        TrustedGrades,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
+    c.GenerateFeedback.preprocessors = [
+        GetGrades,
+        TextAndImagesOnly,
+        SanitiseMarkdown,
+        HideTracebacks,
+        CSSHTMLHeaderPreprocessor,
+    ]

@@ -36,7 +36,11 @@ def close(result: Result, expected) -> bool:
     """``result`` holds numbers of ``expected``'s shape, each within :data:`ATOL` (NaN never matches)."""
     got = result.array()
     expected = np.asarray(expected, dtype=float)
-    return got is not None and got.shape == expected.shape and bool(np.allclose(got, expected, atol=ATOL))
+    return (
+        got is not None
+        and got.shape == expected.shape
+        and bool(np.allclose(got, expected, atol=ATOL))
+    )
 
 
 def array_mistake(result: Result, expected, mistakes=(), call: str = "your function") -> str | None:
@@ -67,8 +71,10 @@ def _layout_mistake(got, expected, call) -> str | None:
     if got.shape == first.shape != expected.shape and np.allclose(got, first, atol=ATOL):
         return f"{call}: channels last: the output is (N, H_out, W_out, C), yours is channels-first"
     if got.shape == expected.transpose(0, 2, 1, 3).shape != expected.shape:
-        return (f"{call}: wrong output shape {got.shape}: height and width are swapped "
-                "(arrays are (N, H, W, C): rows first, then columns)")
+        return (
+            f"{call}: wrong output shape {got.shape}: height and width are swapped "
+            "(arrays are (N, H, W, C): rows first, then columns)"
+        )
     return None
 
 

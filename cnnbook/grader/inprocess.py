@@ -23,13 +23,16 @@ def _run_probe(cell, namespace: dict) -> str | None:
     return shown.get(wire.MIME)
 
 
-def judge_namespace(module, namespace: dict, code_cells: list[dict] | None = None,
-                    seed: int = 0) -> dict[str, Verdict]:
+def judge_namespace(
+    module, namespace: dict, code_cells: list[dict] | None = None, seed: int = 0
+) -> dict[str, Verdict]:
     """Each graded cell's verdict for the functions in ``namespace``; ``code_cells`` feed the source checks."""
     plan = Plan(module, module.probes(np.random.default_rng(seed)))
     results = {}
     for probe, cell in zip(plan.probes, plan.probe_cells()):
         records = wire.decode_results(_run_probe(cell, namespace), len(probe.calls))
-        results[probe.name] = records if records is not None else [wire.MALFORMED] * len(probe.calls)
+        results[probe.name] = (
+            records if records is not None else [wire.MALFORMED] * len(probe.calls)
+        )
     context = Context({p.name: p for p in plan.probes}, results, code_cells or [])
     return {check.grade_id: check.judge(context) for check in module.CHECKS}

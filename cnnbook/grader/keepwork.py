@@ -84,16 +84,24 @@ def database_problem(db_url: str, course_id: str = "default_course") -> str | No
         return None
     except sqlalchemy.exc.ArgumentError as exc:  # unparsable, or no such kind of database
         what = f"is not a database URL ({_one_line(exc)})"
-        fix = (f"{fix_url}: a URL reads dialect://user:password@host[:port]/database, "
-               "e.g. postgresql://grader:secret@dbhost/cnn_course, or sqlite:////path/to/gradebook.db")
+        fix = (
+            f"{fix_url}: a URL reads dialect://user:password@host[:port]/database, "
+            "e.g. postgresql://grader:secret@dbhost/cnn_course, or sqlite:////path/to/gradebook.db"
+        )
     except ImportError as exc:  # the database's Python driver is not installed
         what = f"needs the Python package {exc.name or _one_line(exc)!r}, which is not installed"
         fix = f"install it in the environment that runs nbgrader, or {fix_url}"
-    except sqlalchemy.exc.DBAPIError as exc:  # the server is down, the file cannot be opened, wrong login...
+    except (
+        sqlalchemy.exc.DBAPIError
+    ) as exc:  # the server is down, the file cannot be opened, wrong login...
         what = f"cannot be opened ({_one_line(exc.orig if exc.orig is not None else exc)})"
-        fix = (f"check that its server is running and that host, port, user, password and database name "
-               f"(for SQLite, the file's folder) are right, or {fix_url}")
-    except FileNotFoundError as exc:  # a new gradebook: nbgrader runs `alembic`, which is not on PATH
+        fix = (
+            f"check that its server is running and that host, port, user, password and database name "
+            f"(for SQLite, the file's folder) are right, or {fix_url}"
+        )
+    except (
+        FileNotFoundError
+    ) as exc:  # a new gradebook: nbgrader runs `alembic`, which is not on PATH
         what = f"cannot be created: the program {exc.filename!r} that nbgrader runs is not on PATH"
         fix = "run nbgrader with its environment's bin/ on PATH (activate the environment)"
     except Exception as exc:  # noqa: BLE001 - any other reason: said in one line, not as a traceback
@@ -130,7 +138,9 @@ def _running(pid: int) -> bool:
 
 def _holders(dest: Path) -> list[Path]:
     """The folders keeping a previous version of ``dest``, oldest first."""
-    found = [p for p in dest.parent.glob(f".{dest.name}{PREVIOUS}*") if p.is_dir() and not p.is_symlink()]
+    found = [
+        p for p in dest.parent.glob(f".{dest.name}{PREVIOUS}*") if p.is_dir() and not p.is_symlink()
+    ]
     return sorted(found, key=lambda p: p.stat().st_mtime)
 
 
@@ -163,7 +173,9 @@ def discard(holder: Path | None) -> None:
 def put_back(holder: Path, dest: Path) -> None:
     """Replace whatever is at ``dest`` by the previous version kept in ``holder``."""
     saved = holder / dest.name
-    if os.path.lexists(saved):  # else the process was stopped before it moved anything: dest is as it was
+    if os.path.lexists(
+        saved
+    ):  # else the process was stopped before it moved anything: dest is as it was
         _remove(dest)
         os.rename(saved, dest)
     discard(holder)
@@ -180,7 +192,9 @@ def recover(dest: Path, log=None) -> list[Path]:
         kept = os.path.lexists(holder / dest.name)
         put_back(holder, dest)
         if kept and log is not None:
-            log.warning("Put back the previous version of %s, left aside by a run that was stopped", dest)
+            log.warning(
+                "Put back the previous version of %s, left aside by a run that was stopped", dest
+            )
         used.append(holder)
     return used
 
@@ -198,7 +212,9 @@ def keep_previous_results(converter) -> None:
     init_destination = converter.init_destination
     run_post_convert_hook = converter.run_post_convert_hook
     log = converter.log
-    pending: dict[Path, Path | None] = {}  # the folder being converted now -> where its previous version is
+    pending: dict[
+        Path, Path | None
+    ] = {}  # the folder being converted now -> where its previous version is
     unsafe: list[str] = []  # folders not converted because their previous version could not be kept
 
     def settle() -> None:
@@ -210,8 +226,12 @@ def keep_previous_results(converter) -> None:
                 put_back(holder, dest)
                 log.warning("Kept the previous version of %s: the new one failed", dest)
             except OSError as exc:
-                log.error("The previous version of %s is in %s: move it back by hand (%s)", dest,
-                          holder / dest.name, exc)
+                log.error(
+                    "The previous version of %s is in %s: move it back by hand (%s)",
+                    dest,
+                    holder / dest.name,
+                    exc,
+                )
         pending.clear()
 
     def keeping_init_destination(assignment_id: str, student_id: str) -> bool:
@@ -232,7 +252,11 @@ def keep_previous_results(converter) -> None:
             except OSError:  # left where it is: the next run puts it back (recover)
                 log.error("The previous version of %s is in %s", dest, holder / dest.name)
             unsafe.append(f"{dest} ({exc})")
-            log.error("Could not keep the previous version of %s (%s): not converted, left as it was", dest, exc)
+            log.error(
+                "Could not keep the previous version of %s (%s): not converted, left as it was",
+                dest,
+                exc,
+            )
             return False
         if init_destination(assignment_id, student_id):
             return True
@@ -258,7 +282,9 @@ def keep_previous_results(converter) -> None:
         finally:
             settle()
         if unsafe:
-            raise NbGraderException(f"Not converted, their previous version could not be kept: {'; '.join(unsafe)}")
+            raise NbGraderException(
+                f"Not converted, their previous version could not be kept: {'; '.join(unsafe)}"
+            )
 
     converter.init_destination = keeping_init_destination
     converter.run_post_convert_hook = completing_post_convert_hook

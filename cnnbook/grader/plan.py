@@ -60,7 +60,9 @@ class Probe:
     name: str
     calls: list[Call]
     value: bool = False
-    serialiser: str = "numbers"  # how the kernel turns results into data: "numbers" or "keras_model"
+    serialiser: str = (
+        "numbers"  # how the kernel turns results into data: "numbers" or "keras_model"
+    )
 
 
 @dataclass
@@ -91,8 +93,11 @@ class Context:
     def pairs(self, probe: str, group: str | None = None) -> list[tuple[Call, wire.Result]]:
         """(call, result) of ``probe``'s calls in ``group`` (all calls when None)."""
         calls = self.probes[probe].calls
-        return [(call, result) for call, result in zip(calls, self.results[probe])
-                if group is None or call.group == group]
+        return [
+            (call, result)
+            for call, result in zip(calls, self.results[probe])
+            if group is None or call.group == group
+        ]
 
 
 @dataclass
@@ -134,8 +139,10 @@ class Plan:
         cells = []
         for probe in self.probes:
             spec = wire.encode_calls(probe.name, probe.calls, probe.value, probe.serialiser)
-            source = (f"# Added by the grader for this run only: calls {probe.name} on the grader's inputs.\n"
-                      f"{wire.KERNEL_SIDE}\n_cnnbook_probe({spec!r}, {wire.MIME!r})\n")
+            source = (
+                f"# Added by the grader for this run only: calls {probe.name} on the grader's inputs.\n"
+                f"{wire.KERNEL_SIDE}\n_cnnbook_probe({spec!r}, {wire.MIME!r})\n"
+            )
             cell = nbformat.v4.new_code_cell(source)
             cell.metadata["cnnbook"] = {"probe": probe.name, "token": self.token}
             cells.append(cell)
@@ -162,8 +169,10 @@ def _seconds(module, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise ValueError(f"{getattr(module, '__name__', module)}.{name} = {value!r}: a time limit is a "
-                         "positive number of seconds")
+        raise ValueError(
+            f"{getattr(module, '__name__', module)}.{name} = {value!r}: a time limit is a "
+            "positive number of seconds"
+        )
     return float(value)
 
 
@@ -173,7 +182,9 @@ def grader_threads() -> int:
     if not text:
         return 0
     if not text.isdigit():
-        raise ValueError(f"{ENV_THREADS}={text!r}: the number of threads is a whole number, 0 for no limit")
+        raise ValueError(
+            f"{ENV_THREADS}={text!r}: the number of threads is a whole number, 0 for no limit"
+        )
     return int(text)
 
 

@@ -25,7 +25,9 @@ GRADING_KEYS = ("grade_id", "grade", "solution", "locked", "task", "points", "sc
 CELL_TYPES = ("code", "markdown", "raw")
 MAX_NOTES = 20  # a notebook of a million odd cells gets a short report, not a million lines
 
-_short = reprlib.Repr()  # bounded in depth and length: a submission's metadata may nest deeply or be huge
+_short = (
+    reprlib.Repr()
+)  # bounded in depth and length: a submission's metadata may nest deeply or be huge
 _short.maxlevel, _short.maxstring, _short.maxother = 3, 40, 40
 
 
@@ -34,12 +36,19 @@ class MalformedNotebook(ValueError):
 
 
 def _type(value) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
 
 
 def _is_text(source) -> bool:
-    return isinstance(source, str) or (isinstance(source, list) and all(isinstance(s, str) for s in source))
+    return isinstance(source, str) or (
+        isinstance(source, list) and all(isinstance(s, str) for s in source)
+    )
 
 
 def cell_problems(cell) -> list[str]:
@@ -48,7 +57,9 @@ def cell_problems(cell) -> list[str]:
         return [f"is {_type(cell)}, not an object"]
     problems = []
     if cell.get("cell_type") not in CELL_TYPES:
-        problems.append(f"cell_type {_short.repr(cell.get('cell_type'))} is not code, markdown or raw")
+        problems.append(
+            f"cell_type {_short.repr(cell.get('cell_type'))} is not code, markdown or raw"
+        )
     metadata = cell.get("metadata", {})
     if not isinstance(metadata, dict):
         problems.append(f"metadata is {_type(metadata)}, not an object")
@@ -118,10 +129,15 @@ class Reference:
         solutions = {c.name for c in notebook.solution_cells}
         cells = {}
         for source in notebook.source_cells:
-            meta = {"grade_id": source.name, "grade": source.name in grade_points,
-                    "solution": source.name in solutions, "locked": source.locked,
-                    "schema_version": SCHEMA_VERSION, "cell_type": source.cell_type,
-                    "checksum": source.checksum}
+            meta = {
+                "grade_id": source.name,
+                "grade": source.name in grade_points,
+                "solution": source.name in solutions,
+                "locked": source.locked,
+                "schema_version": SCHEMA_VERSION,
+                "cell_type": source.cell_type,
+                "checksum": source.checksum,
+            }
             if source.name in grade_points:
                 meta["points"] = grade_points[source.name]
             if source.name in task_points:
@@ -143,8 +159,11 @@ def _grading(meta: dict) -> dict:
 
 
 def _new_cell(grade_id: str, source: SourceCell) -> dict:
-    cell = {"cell_type": source.cell_type, "metadata": {"nbgrader": copy.deepcopy(source.meta)},
-            "source": source.source or ""}
+    cell = {
+        "cell_type": source.cell_type,
+        "metadata": {"nbgrader": copy.deepcopy(source.meta)},
+        "source": source.source or "",
+    }
     if source.cell_type == "code":
         cell.update(outputs=[], execution_count=None)
     return cell
@@ -165,24 +184,38 @@ def _restore_missing_locked_cells(nb: dict, reference: Reference, notes: list[st
                 break
         nb["cells"].insert(index, _new_cell(grade_id, source))
         present.add(grade_id)
-        notes.append(f"locked cell {grade_id!r} was missing or had lost its nbgrader metadata: restored")
+        notes.append(
+            f"locked cell {grade_id!r} was missing or had lost its nbgrader metadata: restored"
+        )
 
 
-def _sanitise_cell(cell: dict, index: int, graded_copy: dict, copies: Counter, reference: Reference,
-                   notes: list[str]) -> None:
+def _sanitise_cell(
+    cell: dict,
+    index: int,
+    graded_copy: dict,
+    copies: Counter,
+    reference: Reference,
+    notes: list[str],
+) -> None:
     if "nbgrader" in cell["metadata"]:
         meta, grade_id = cell["metadata"]["nbgrader"], _grade_id(cell)
         if grade_id not in reference.cells:
-            notes.append(f"cell with unknown nbgrader metadata {_short.repr(meta)[:80]}: metadata removed")
+            notes.append(
+                f"cell with unknown nbgrader metadata {_short.repr(meta)[:80]}: metadata removed"
+            )
             del cell["metadata"]["nbgrader"]
         elif graded_copy[grade_id] != index:
-            notes.append(f"cell {grade_id!r} appears {copies[grade_id]} times: the last copy is graded, "
-                         f"the others run as plain cells")
+            notes.append(
+                f"cell {grade_id!r} appears {copies[grade_id]} times: the last copy is graded, "
+                f"the others run as plain cells"
+            )
             del cell["metadata"]["nbgrader"]
         else:
             source = reference.cells[grade_id]
             if _grading(meta) != _grading(source.meta):
-                notes.append(f"cell {grade_id!r}: nbgrader metadata differed from the assignment's; restored")
+                notes.append(
+                    f"cell {grade_id!r}: nbgrader metadata differed from the assignment's; restored"
+                )
             cell["metadata"]["nbgrader"] = copy.deepcopy(source.meta)
             if source.source is not None and "".join(cell.get("source") or "") != source.source:
                 notes.append(f"locked cell {grade_id!r} was edited: restored")

@@ -19,8 +19,22 @@ BANNED_NAMES = {
     "_stride_tricks_impl": "numpy's stride_tricks",
 }
 BANNED_MODULES = ("tensorflow", "keras", "scipy", "torch", "jax", "cv2", "skimage", "numba")
-DYNAMIC = {"eval", "exec", "compile", "__import__", "importlib", "import_module", "globals", "vars",
-           "__builtins__", "__dict__", "__getattribute__", "attrgetter", "methodcaller", "modules"}
+DYNAMIC = {
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "importlib",
+    "import_module",
+    "globals",
+    "vars",
+    "__builtins__",
+    "__dict__",
+    "__getattribute__",
+    "attrgetter",
+    "methodcaller",
+    "modules",
+}
 
 
 def _python(source: str) -> ast.Module | None:
@@ -39,14 +53,24 @@ def _python(source: str) -> ast.Module | None:
 
 def _constant_getattrs(node: ast.AST) -> set[int]:
     """ids of ``getattr`` names called with a literal attribute name (those hide nothing)."""
-    return {id(sub.func) for sub in ast.walk(node)
-            if isinstance(sub, ast.Call) and isinstance(sub.func, ast.Name) and sub.func.id == "getattr"
-            and len(sub.args) >= 2 and isinstance(sub.args[1], ast.Constant)
-            and isinstance(sub.args[1].value, str)}
+    return {
+        id(sub.func)
+        for sub in ast.walk(node)
+        if isinstance(sub, ast.Call)
+        and isinstance(sub.func, ast.Name)
+        and sub.func.id == "getattr"
+        and len(sub.args) >= 2
+        and isinstance(sub.args[1], ast.Constant)
+        and isinstance(sub.args[1].value, str)
+    }
 
 
 def _import_uses(stmt: ast.Import | ast.ImportFrom) -> set[str]:
-    modules = [alias.name for alias in stmt.names] if isinstance(stmt, ast.Import) else [stmt.module or ""]
+    modules = (
+        [alias.name for alias in stmt.names]
+        if isinstance(stmt, ast.Import)
+        else [stmt.module or ""]
+    )
     found = {f"the {m.split('.')[0]} package" for m in modules if m.split(".")[0] in BANNED_MODULES}
     parts = {part for m in modules for part in m.split(".")} | {a.name for a in stmt.names}
     return found | {BANNED_NAMES[part] for part in parts if part in BANNED_NAMES}
@@ -56,7 +80,13 @@ def _uses(node: ast.AST) -> set[str]:
     """What ``node`` uses that the rule forbids, in words."""
     found, literal_getattrs = set(), _constant_getattrs(node)
     for sub in ast.walk(node):
-        name = sub.id if isinstance(sub, ast.Name) else sub.attr if isinstance(sub, ast.Attribute) else None
+        name = (
+            sub.id
+            if isinstance(sub, ast.Name)
+            else sub.attr
+            if isinstance(sub, ast.Attribute)
+            else None
+        )
         if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
             found |= {words for banned, words in BANNED_NAMES.items() if banned in sub.value}
         elif isinstance(sub, (ast.Import, ast.ImportFrom)):
@@ -74,7 +104,9 @@ def _bound_names(stmt: ast.stmt) -> set[str]:
         return {stmt.name}
     if isinstance(stmt, (ast.Import, ast.ImportFrom)):
         return {(alias.asname or alias.name).split(".")[0] for alias in stmt.names}
-    return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return {
+        n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    }
 
 
 def _statements(cells: list[dict]) -> list[ast.stmt]:
@@ -103,13 +135,19 @@ def banned_uses(cells: list[dict], function: str) -> dict[str, set[str]]:
         for name in _bound_names(stmt):
             binders.setdefault(name, []).append(stmt)
     found: dict[str, set[str]] = {}
-    top = [s for s in statements if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    top = [
+        s
+        for s in statements
+        if not isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
     uses = set().union(*(_uses(stmt) for stmt in top)) if top else set()
     if uses:
         found["top-level code"] = uses
     # Top-level code runs too, and can rebind the function (``conv2d.__code__ = helper.__code__``):
     # whatever it names is followed as well.
-    todo = [function] + [n.id for stmt in top for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id in binders]
+    todo = [function] + [
+        n.id for stmt in top for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id in binders
+    ]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
@@ -130,5 +168,8 @@ def numpy_only_message(cells: list[dict], function: str) -> str | None:
     if not found:
         return None
     parts = [f"{where} uses {', '.join(sorted(what))}" for where, what in sorted(found.items())]
-    return (f"{function} must be written with numpy indexing and loops only: " + "; ".join(parts)
-            + " (not allowed in this problem set)")
+    return (
+        f"{function} must be written with numpy indexing and loops only: "
+        + "; ".join(parts)
+        + " (not allowed in this problem set)"
+    )

@@ -19,7 +19,9 @@ import nbformat
 
 from cnnbook.grader.sanitise import type_problems
 
-MAX_NOTEBOOK_BYTES = 20 * 2**20  # a notebook is rejected unread above this (stored outputs count too)
+MAX_NOTEBOOK_BYTES = (
+    20 * 2**20
+)  # a notebook is rejected unread above this (stored outputs count too)
 MAX_JSON_DEPTH = 100  # a notebook nests about 8 levels; far deeper JSON is rejected
 
 
@@ -41,9 +43,14 @@ def file_problem(path: Path, max_bytes: int) -> str | None:
 
 
 def _file_kind(mode: int) -> str:
-    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a unix socket"), (stat.S_ISLNK, "a symbolic link")):
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a unix socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
         if test(mode):
             return kind
     return "a special file"
@@ -67,7 +74,9 @@ def _depth(value) -> int:
             deepest = max(deepest, level)
             if deepest > MAX_JSON_DEPTH:
                 return deepest
-            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
     return deepest
 
 
@@ -80,7 +89,10 @@ def _parse(data: bytes) -> tuple[object, str | None]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}"
+        return (
+            None,
+            f"not valid JSON (truncated or edited by hand?): {exc.msg} at line {exc.lineno}",
+        )
     except RecursionError:
         return None, f"JSON nested more than {MAX_JSON_DEPTH} levels deep"
     if _depth(value) > MAX_JSON_DEPTH:
@@ -88,7 +100,9 @@ def _parse(data: bytes) -> tuple[object, str | None]:
     return value, None
 
 
-def _read_notebook(path: Path, max_bytes: int = MAX_NOTEBOOK_BYTES) -> tuple[dict | None, str | None, list[str]]:
+def _read_notebook(
+    path: Path, max_bytes: int = MAX_NOTEBOOK_BYTES
+) -> tuple[dict | None, str | None, list[str]]:
     """(notebook, None, notes) or (None, why it cannot be graded, []).
 
     A notebook saved by an old Jupyter (nbformat 3 or older) is converted to version 4, as nbgrader
@@ -110,8 +124,14 @@ def _read_notebook(path: Path, max_bytes: int = MAX_NOTEBOOK_BYTES) -> tuple[dic
         try:
             nb = nbformat.convert(nbformat.from_dict(nb), 4)
         except Exception as exc:  # noqa: BLE001 - any malformed old notebook: reject it with the reason
-            return None, f"an nbformat {version} notebook that cannot be converted to version 4 ({exc!r})", []
-        notes.append(f"nbformat {version} notebook (saved by an old Jupyter) converted to version 4")
+            return (
+                None,
+                f"an nbformat {version} notebook that cannot be converted to version 4 ({exc!r})",
+                [],
+            )
+        notes.append(
+            f"nbformat {version} notebook (saved by an old Jupyter) converted to version 4"
+        )
     if not isinstance(nb, dict) or nb.get("nbformat") != 4:
         return None, "not a Jupyter notebook (nbformat 4)", []
     problems = type_problems(nb)
@@ -135,16 +155,24 @@ def _remove_links_and_special_files(student_dir: Path, keep: set[str]) -> list[s
             mode = path.lstat().st_mode
             shown = str(path.relative_to(student_dir))
             if stat.S_ISLNK(mode):
-                notes.append(f"symbolic link {shown!r} -> {os.readlink(path)!r} removed "
-                             f"(a submission may not link to files outside it)")
+                notes.append(
+                    f"symbolic link {shown!r} -> {os.readlink(path)!r} removed "
+                    f"(a submission may not link to files outside it)"
+                )
                 path.unlink()
-            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and not (folder == str(student_dir) and name in keep):
-                notes.append(f"{shown!r}, {_file_kind(mode)}, removed (a submission is regular files)")
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) and not (
+                folder == str(student_dir) and name in keep
+            ):
+                notes.append(
+                    f"{shown!r}, {_file_kind(mode)}, removed (a submission is regular files)"
+                )
                 path.unlink()
     return notes
 
 
-def screen_submission(assignment=None, student=None, notebooks=(), max_bytes: int = MAX_NOTEBOOK_BYTES) -> None:
+def screen_submission(
+    assignment=None, student=None, notebooks=(), max_bytes: int = MAX_NOTEBOOK_BYTES
+) -> None:
     """nbgrader's ``pre_convert_hook`` (``c.Autograde.pre_convert_hook``): the file checks of the batch
     for plain ``nbgrader autograde``, which would otherwise wait for ever on a named pipe.
 
@@ -160,4 +188,7 @@ def screen_submission(assignment=None, student=None, notebooks=(), max_bytes: in
         problem = file_problem(path, max_bytes) if os.path.lexists(path) else None
         if problem is not None:
             path.rename(path.with_name(path.name + ".rejected"))
-            print(f"[cnnbook] {path} {problem}: renamed {path.name}.rejected, not graded", file=sys.stderr)
+            print(
+                f"[cnnbook] {path} {problem}: renamed {path.name}.rejected, not graded",
+                file=sys.stderr,
+            )

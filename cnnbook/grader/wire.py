@@ -42,15 +42,24 @@ def encode_value(value):
 
 def encode_calls(name: str, calls, value: bool = False, serialiser: str = "numbers") -> str:
     """The probe's instructions for the kernel: base64 of JSON, to paste into the probe cell's source."""
-    spec = {"name": name, "value": value, "serialiser": serialiser,
-            "calls": [{"args": [encode_value(a) for a in call.args],
-                       "kwargs": {k: encode_value(v) for k, v in call.kwargs.items()}} for call in calls]}
+    spec = {
+        "name": name,
+        "value": value,
+        "serialiser": serialiser,
+        "calls": [
+            {
+                "args": [encode_value(a) for a in call.args],
+                "kwargs": {k: encode_value(v) for k, v in call.kwargs.items()},
+            }
+            for call in calls
+        ],
+    }
     return base64.b64encode(json.dumps(spec).encode()).decode("ascii")
 
 
 # The code each probe cell runs in the student's kernel. It only turns the student's results into data:
 # the student can change anything here (patch json, numpy, display), which changes only the data sent.
-KERNEL_SIDE = r'''
+KERNEL_SIDE = r"""
 def _cnnbook_probe(spec_b64, mime, max_values=%(max_values)d, max_text=%(max_text)d):
     import base64, json
     import numpy
@@ -113,7 +122,7 @@ def _cnnbook_probe(spec_b64, mime, max_values=%(max_values)d, max_text=%(max_tex
             records.append({"kind": "raised", "type": type(error).__name__, "message": str(error)[:300]})
     from IPython.display import display
     display({mime: json.dumps({"results": records})}, raw=True)
-''' % {"max_values": MAX_ARRAY_VALUES, "max_text": MAX_TEXT_CHARS}
+""" % {"max_values": MAX_ARRAY_VALUES, "max_text": MAX_TEXT_CHARS}
 
 
 @dataclass
@@ -146,9 +155,13 @@ def _text(value, limit=300) -> str:
 
 def _array(record: dict) -> Result:
     shape, data = record.get("shape"), record.get("data")
-    if (not isinstance(shape, list) or len(shape) > MAX_DIMS or not isinstance(data, str)
-            or not all(type(n) is int and 0 <= n <= MAX_ARRAY_VALUES for n in shape)
-            or math.prod(shape) > MAX_ARRAY_VALUES):
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_DIMS
+        or not isinstance(data, str)
+        or not all(type(n) is int and 0 <= n <= MAX_ARRAY_VALUES for n in shape)
+        or math.prod(shape) > MAX_ARRAY_VALUES
+    ):
         return MALFORMED
     try:
         raw = base64.b64decode(data, validate=True)

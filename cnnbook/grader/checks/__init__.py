@@ -17,11 +17,20 @@ def with_other_values(calls, rng, groups):
     the shapes and each channel's values (signs included) stay, so a variant tests what its visible
     case tests.
     """
+
     def shuffled(x: np.ndarray) -> np.ndarray:
         channels = x.reshape(-1, x.shape[-1])
-        return np.stack([rng.permutation(channels[:, c]) for c in range(x.shape[-1])], axis=1).reshape(x.shape)
+        return np.stack(
+            [rng.permutation(channels[:, c]) for c in range(x.shape[-1])], axis=1
+        ).reshape(x.shape)
 
-    variants = [replace(call, args=(shuffled(call.args[0]), *call.args[1:]),
-                        label=f"{call.label}, on the same image shuffled")
-                for call in calls if call.group in groups]
+    variants = [
+        replace(
+            call,
+            args=(shuffled(call.args[0]), *call.args[1:]),
+            label=f"{call.label}, on the same image shuffled",
+        )
+        for call in calls
+        if call.group in groups
+    ]
     return list(calls) + variants

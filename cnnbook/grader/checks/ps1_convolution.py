@@ -14,8 +14,18 @@ from cnnbook.grader.checks import with_other_values
 from cnnbook.grader.plan import Call, Check, Probe, Verdict
 
 NOTEBOOK = "convolution"
-HIDDEN_PACKAGES = ("tensorflow", "keras", "tf_keras", "scipy", "jax", "torch", "sklearn", "cv2",
-                   "skimage", "numba")
+HIDDEN_PACKAGES = (
+    "tensorflow",
+    "keras",
+    "tf_keras",
+    "scipy",
+    "jax",
+    "torch",
+    "sklearn",
+    "cv2",
+    "skimage",
+    "numba",
+)
 RANDOM_CASES = 60
 # Time limits (read by cnnbook.grader.plan.Plan). The reference runs each cell, probe cells included, in
 # under 0.1 s and the whole notebook in about 2 s, kernel start included: a cell that runs 30 s loops.
@@ -24,14 +34,22 @@ RANDOM_CASES = 60
 CELL_SECONDS = 30
 NOTEBOOK_SECONDS = 110
 
-FLIPPED = ("you flipped the filter (true convolution); a convolution layer computes cross-correlation: "
-           "multiply x[i + a, j + b] by w[a, b] without flipping")
-KERNEL_HW = ("height and width are swapped: w is (KH, KW, C_in, C_out), so w[a, b] pairs row offset a "
-             "with column offset b")
-TOP_LEFT = ("TensorFlow's SAME padding puts the odd padded row and column at the bottom/right; "
-            "yours went on the top/left")
-SAME_SIZE = ("SAME gives ceil(n / stride) positions per axis: pad only what those windows need "
-             "(the odd row/column at the bottom/right), not the same number on every side")
+FLIPPED = (
+    "you flipped the filter (true convolution); a convolution layer computes cross-correlation: "
+    "multiply x[i + a, j + b] by w[a, b] without flipping"
+)
+KERNEL_HW = (
+    "height and width are swapped: w is (KH, KW, C_in, C_out), so w[a, b] pairs row offset a "
+    "with column offset b"
+)
+TOP_LEFT = (
+    "TensorFlow's SAME padding puts the odd padded row and column at the bottom/right; "
+    "yours went on the top/left"
+)
+SAME_SIZE = (
+    "SAME gives ceil(n / stride) positions per axis: pad only what those windows need "
+    "(the odd row/column at the bottom/right), not the same number on every side"
+)
 VALID_SIZE = "VALID adds no border: floor((n - k) / stride) + 1 positions per axis"
 STRIDE = "the window moves `stride` cells at a time (stride=(rows, columns) when it is a pair)"
 ONE_EARLY = "you stopped one window early: VALID gives floor((n - k) / stride) + 1 positions"
@@ -56,19 +74,24 @@ def conv2d(x, w, stride=1, padding="valid", odd_first=False):
     x, w = np.asarray(x, float), np.asarray(w, float)
     (kh, kw), (sh, sw) = w.shape[:2], pair(stride)
     if padding.lower() == "same":
-        rows, cols = same_pads(x.shape[1], kh, sh, odd_first), same_pads(x.shape[2], kw, sw, odd_first)
+        rows, cols = (
+            same_pads(x.shape[1], kh, sh, odd_first),
+            same_pads(x.shape[2], kw, sw, odd_first),
+        )
         x = np.pad(x, ((0, 0), rows, cols, (0, 0)))
     oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
     out = np.zeros((x.shape[0], oh, ow, w.shape[3]))
     for a in range(kh):
         for b in range(kw):
-            out += x[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw, :] @ w[a, b]
+            out += x[:, a : a + sh * (oh - 1) + 1 : sh, b : b + sw * (ow - 1) + 1 : sw, :] @ w[a, b]
     return out
 
 
 def output_size(n: int, k: int, stride: int, padding: str) -> int:
     """Counted, not computed by the formula the students use: one position per window start."""
-    return len(range(0, n, stride)) if padding.lower() == "same" else len(range(0, n - k + 1, stride))
+    return (
+        len(range(0, n, stride)) if padding.lower() == "same" else len(range(0, n - k + 1, stride))
+    )
 
 
 def conv2d_params(kernel_size, in_channels: int, filters: int, use_bias: bool = True) -> int:
@@ -83,12 +106,16 @@ def _shape_mistakes(x, w, stride, padding, expected_shape):
     n, h, wd, _ = x.shape
     (kh, kw), (sh, sw) = w.shape[:2], pair(stride)
     valid = (n, (h - kh) // sh + 1, (wd - kw) // sw + 1, w.shape[3])
-    shapes = [((n, h - kh + 1, wd - kw + 1, w.shape[3]), STRIDE),
-              ((n, h, wd, w.shape[3]), STRIDE),
-              ((n, expected_shape[1], expected_shape[2], 1), C_OUT)]
+    shapes = [
+        ((n, h - kh + 1, wd - kw + 1, w.shape[3]), STRIDE),
+        ((n, h, wd, w.shape[3]), STRIDE),
+        ((n, expected_shape[1], expected_shape[2], 1), C_OUT),
+    ]
     if padding.lower() == "same":
-        shapes += [(valid, SAME_SIZE)] + [((n, h + 2 * p - kh + 1, wd + 2 * p - kw + 1, w.shape[3]), SAME_SIZE)
-                                          for p in ((kh - 1) // 2, kh // 2)]
+        shapes += [(valid, SAME_SIZE)] + [
+            ((n, h + 2 * p - kh + 1, wd + 2 * p - kw + 1, w.shape[3]), SAME_SIZE)
+            for p in ((kh - 1) // 2, kh // 2)
+        ]
     else:
         shapes += [((n, valid[1] - 1, valid[2] - 1, w.shape[3]), ONE_EARLY)]
     return [(message, shape) for shape, message in shapes if shape != tuple(expected_shape)]
@@ -101,7 +128,11 @@ def conv2d_mistakes(x, w, stride, padding, expected):
         arrays.append((KERNEL_HW, conv2d(x, w.transpose(1, 0, 2, 3), stride, padding)))
     if padding.lower() == "same":
         arrays.append((TOP_LEFT, conv2d(x, w, stride, padding, odd_first=True)))
-    arrays = [(m, v) for m, v in arrays if v.shape != expected.shape or not np.allclose(v, expected, atol=1e-4)]
+    arrays = [
+        (m, v)
+        for m, v in arrays
+        if v.shape != expected.shape or not np.allclose(v, expected, atol=1e-4)
+    ]
     return arrays + _shape_mistakes(x, w, stride, padding, expected.shape)
 
 
@@ -109,7 +140,9 @@ def _conv_mistake(call, result):
     x, w = call.args[0], call.args[1]
     stride, padding = call.kwargs.get("stride", 1), call.kwargs.get("padding", "valid")
     expected = conv2d(x, w, stride, padding)
-    return compare.array_mistake(result, expected, conv2d_mistakes(x, w, stride, padding, expected), call.label)
+    return compare.array_mistake(
+        result, expected, conv2d_mistakes(x, w, stride, padding, expected), call.label
+    )
 
 
 # --------------------------------------------------------------------------- the cases
@@ -125,26 +158,70 @@ def _visible_conv_calls():
     three = np.array([1.0, 10.0, -1.0]) * np.ones((2, 2, 1, 3))
     rect = np.arange(1, 13, dtype=float).reshape(1, 3, 4, 1)
     k = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)
-    mixed = np.array([[[[2, -2], [-3, -1], [-1, 2], [0, -3], [-1, 1]], [[2, 2], [3, -2], [3, -3], [0, -2], [-2, 1]],
-                       [[-1, 0], [-2, -2], [2, 0], [1, 1], [3, -1]], [[-2, 1], [3, 3], [3, 1], [-1, -1], [-3, -2]]],
-                      [[[-1, -1], [1, 0], [1, 3], [3, 2], [3, -1]], [[3, 3], [-2, 0], [0, 1], [1, -3], [0, -3]],
-                       [[3, -2], [0, 3], [0, 1], [0, 2], [1, 1]], [[0, -1], [1, 0], [2, 1], [0, 3], [-2, 0]]]])
-    mixed_w = np.array([[[[0, 2, 0], [1, -2, 2]], [[0, 0, -2], [1, 1, -1]], [[1, 0, -2], [-1, -1, -2]]],
-                        [[[0, -2, 0], [1, 0, 0]], [[-1, 2, -1], [2, 0, -1]], [[1, 2, 1], [0, -2, 1]]]])
+    mixed = np.array(
+        [
+            [
+                [[2, -2], [-3, -1], [-1, 2], [0, -3], [-1, 1]],
+                [[2, 2], [3, -2], [3, -3], [0, -2], [-2, 1]],
+                [[-1, 0], [-2, -2], [2, 0], [1, 1], [3, -1]],
+                [[-2, 1], [3, 3], [3, 1], [-1, -1], [-3, -2]],
+            ],
+            [
+                [[-1, -1], [1, 0], [1, 3], [3, 2], [3, -1]],
+                [[3, 3], [-2, 0], [0, 1], [1, -3], [0, -3]],
+                [[3, -2], [0, 3], [0, 1], [0, 2], [1, 1]],
+                [[0, -1], [1, 0], [2, 1], [0, 3], [-2, 0]],
+            ],
+        ]
+    )
+    mixed_w = np.array(
+        [
+            [[[0, 2, 0], [1, -2, 2]], [[0, 0, -2], [1, 1, -1]], [[1, 0, -2], [-1, -1, -2]]],
+            [[[0, -2, 0], [1, 0, 0]], [[-1, 2, -1], [2, 0, -1]], [[1, 2, 1], [0, -2, 1]]],
+        ]
+    )
     five = np.arange(1, 26, dtype=float).reshape(1, 5, 5, 1)
     return [
         _conv("seed", "conv2d(image, ones, padding='valid')", image, ones),
         _conv("seed", "conv2d(image, ones, padding='same')", image, ones, padding="same"),
         _conv("seed", "conv2d(image, three_filters, padding='SAME')", image, three, padding="SAME"),
         _conv("orientation", "conv2d(3x4 image, [[1, 2], [3, 4]])", rect, k),
-        _conv("orientation", "conv2d(x of shape (2, 4, 5, 2), w of shape (2, 3, 2, 3))", mixed, mixed_w),
+        _conv(
+            "orientation",
+            "conv2d(x of shape (2, 4, 5, 2), w of shape (2, 3, 2, 3))",
+            mixed,
+            mixed_w,
+        ),
         _conv("stride", "conv2d(5x5, 2x2 ones, stride=2)", five, ones, stride=2),
-        _conv("stride", "conv2d(5x5, 2x2 ones, stride=2, padding='same')", five, ones, stride=2, padding="same"),
-        _conv("stride", "conv2d(5x5, 3x3 ones, stride=(1, 2), padding='same')", five, np.ones((3, 3, 1, 1)),
-              stride=(1, 2), padding="same"),
-        _conv("stride", "conv2d(5x5, 4x4 ones, padding='same')", five, np.ones((4, 4, 1, 1)), padding="same"),
-        *[_conv("padding_names", f"conv2d(image, ones, padding={name!r})", image, ones, padding=name)
-          for name in ("VALID", "Same", "same")],
+        _conv(
+            "stride",
+            "conv2d(5x5, 2x2 ones, stride=2, padding='same')",
+            five,
+            ones,
+            stride=2,
+            padding="same",
+        ),
+        _conv(
+            "stride",
+            "conv2d(5x5, 3x3 ones, stride=(1, 2), padding='same')",
+            five,
+            np.ones((3, 3, 1, 1)),
+            stride=(1, 2),
+            padding="same",
+        ),
+        _conv(
+            "stride",
+            "conv2d(5x5, 4x4 ones, padding='same')",
+            five,
+            np.ones((4, 4, 1, 1)),
+            padding="same",
+        ),
+        *[
+            _conv(
+                "padding_names", f"conv2d(image, ones, padding={name!r})", image, ones, padding=name
+            )
+            for name in ("VALID", "Same", "same")
+        ],
         _conv("padding_full", "conv2d(image, ones, padding='full')", image, ones, padding="full"),
     ]
 
@@ -153,10 +230,20 @@ def _random_conv_calls(rng):
     calls = []
     for _ in range(RANDOM_CASES):
         kh, kw = (int(v) for v in rng.integers(1, 5, size=2))
-        stride = int(rng.integers(1, 4)) if rng.random() < 0.5 else tuple(int(s) for s in rng.integers(1, 4, size=2))
+        stride = (
+            int(rng.integers(1, 4))
+            if rng.random() < 0.5
+            else tuple(int(s) for s in rng.integers(1, 4, size=2))
+        )
         padding = str(rng.choice(["valid", "VALID", "same", "Same"]))
-        x = rng.normal(size=(int(rng.integers(1, 3)), int(rng.integers(kh, 10)), int(rng.integers(kw, 10)),
-                             int(rng.integers(1, 4))))
+        x = rng.normal(
+            size=(
+                int(rng.integers(1, 3)),
+                int(rng.integers(kh, 10)),
+                int(rng.integers(kw, 10)),
+                int(rng.integers(1, 4)),
+            )
+        )
         w = rng.normal(size=(kh, kw, x.shape[3], int(rng.integers(1, 4))))
         label = f"conv2d(x of shape {x.shape}, w of shape {w.shape}, stride={stride}, padding={padding!r})"
         calls.append(_conv("random", label, x, w, stride=stride, padding=padding))
@@ -168,34 +255,67 @@ def _random_sizes(rng, count: int = 6):
     cases = []
     for _ in range(count):
         n = int(rng.integers(30, 200))
-        cases.append((n, int(rng.integers(1, n)), int(rng.integers(1, 6)), str(rng.choice(["valid", "same"]))))
+        cases.append(
+            (
+                n,
+                int(rng.integers(1, n)),
+                int(rng.integers(1, 6)),
+                str(rng.choice(["valid", "same"])),
+            )
+        )
     return cases
 
 
 def _size_calls(rng):
-    examples = [(3, 2), (3, 2, 1, "same"), (28, 3, 2, "SAME"), (14, 2, 2), (7, 2, 2, "same"), (6, 3, 2, "valid")]
+    examples = [
+        (3, 2),
+        (3, 2, 1, "same"),
+        (28, 3, 2, "SAME"),
+        (14, 2, 2),
+        (7, 2, 2, "same"),
+        (6, 3, 2, "valid"),
+    ]
     calls = [Call(args, {}, f"output_size{args}", "examples") for args in examples]
     calls += [Call(args, {}, f"output_size{args}", "examples") for args in _random_sizes(rng)]
     for n in range(1, 30):
         for k in range(1, n + 1):
             for s in range(1, 5):
-                calls += [Call((n, k, s, p), {}, f"output_size({n}, {k}, {s}, {p!r})", "all")
-                          for p in ("valid", "SAME")]
+                calls += [
+                    Call((n, k, s, p), {}, f"output_size({n}, {k}, {s}, {p!r})", "all")
+                    for p in ("valid", "SAME")
+                ]
     return calls + [Call((5, 3, 1, "full"), {}, "output_size(5, 3, 1, 'full')", "full")]
 
 
 def _params_calls(rng):
-    seed = [((2, 1, 1), {}), ((3, 1, 75), {}), ((3, 75, 50), {}), ((3, 50, 25), {}),
-            (((2, 3), 4, 8), {"use_bias": False})]
-    seed += [((int(rng.integers(1, 8)), int(rng.integers(1, 300)), int(rng.integers(1, 300))), {}) for _ in range(5)]
-    calls = [Call(args, kwargs, f"conv2d_params{args}" + (" without bias" if kwargs else ""), "seed")
-             for args, kwargs in seed]
+    seed = [
+        ((2, 1, 1), {}),
+        ((3, 1, 75), {}),
+        ((3, 75, 50), {}),
+        ((3, 50, 25), {}),
+        (((2, 3), 4, 8), {"use_bias": False}),
+    ]
+    seed += [
+        ((int(rng.integers(1, 8)), int(rng.integers(1, 300)), int(rng.integers(1, 300))), {})
+        for _ in range(5)
+    ]
+    calls = [
+        Call(args, kwargs, f"conv2d_params{args}" + (" without bias" if kwargs else ""), "seed")
+        for args, kwargs in seed
+    ]
     for kh in range(1, 6):
         for kw in range(1, 6):
             for cin, f in [(1, 1), (3, 16), (16, 32), (64, 7)]:
                 ks = kh if kh == kw else (kh, kw)
-                calls += [Call((ks, cin, f), {"use_bias": bias}, f"conv2d_params({ks}, {cin}, {f}, use_bias={bias})",
-                               "all") for bias in (True, False)]
+                calls += [
+                    Call(
+                        (ks, cin, f),
+                        {"use_bias": bias},
+                        f"conv2d_params({ks}, {cin}, {f}, use_bias={bias})",
+                        "all",
+                    )
+                    for bias in (True, False)
+                ]
     return calls
 
 
@@ -204,8 +324,11 @@ def probes(rng) -> list[Probe]:
     return [
         Probe("edge_map", [Call(label="edge_map", group="value")], value=True),
         Probe("output_size", _size_calls(rng)),
-        Probe("conv2d", with_other_values(_visible_conv_calls(), rng, ("seed", "orientation", "stride"))
-              + _random_conv_calls(rng)),
+        Probe(
+            "conv2d",
+            with_other_values(_visible_conv_calls(), rng, ("seed", "orientation", "stride"))
+            + _random_conv_calls(rng),
+        ),
         Probe("conv2d_params", _params_calls(rng)),
     ]
 
@@ -220,19 +343,24 @@ def edge_answer():
 
 
 def edge_shape(ctx) -> Verdict:
-    (_, result), = ctx.pairs("edge_map")
+    ((_, result),) = ctx.pairs("edge_map")
     got = result.array()
     if got is not None and got.shape == (5, 5):
         return Verdict.passed()
     if got is None:
-        return Verdict.failed(f"edge_map {compare.describe(result)}" if result.kind != "raised"
-                              else "edge_map is not defined: store your answer in a variable named edge_map")
-    return Verdict.failed(f"edge_map has shape {got.shape}: a 2x2 filter fits 6 - 2 + 1 = 5 times along each "
-                          "axis (VALID)")
+        return Verdict.failed(
+            f"edge_map {compare.describe(result)}"
+            if result.kind != "raised"
+            else "edge_map is not defined: store your answer in a variable named edge_map"
+        )
+    return Verdict.failed(
+        f"edge_map has shape {got.shape}: a 2x2 filter fits 6 - 2 + 1 = 5 times along each "
+        "axis (VALID)"
+    )
 
 
 def edge_values(ctx) -> Verdict:
-    (_, result), = ctx.pairs("edge_map")
+    ((_, result),) = ctx.pairs("edge_map")
     answer = edge_answer()
     message = compare.array_mistake(result, answer, [(FLIPPED, -answer)], "edge_map")
     if message and result.array() is not None and result.array().shape == (5, 5):
@@ -243,7 +371,7 @@ def edge_values(ctx) -> Verdict:
 
 def _size_mistake(call, result):
     defaults = (1, "valid")  # output_size(n, k, stride=1, padding="valid")
-    n, k, s, p = (*call.args, *defaults[len(call.args) - 2:])
+    n, k, s, p = (*call.args, *defaults[len(call.args) - 2 :])
     rule = "SAME: ceil(n / stride)" if p.lower() == "same" else "VALID: floor((n - k) / stride) + 1"
     return compare.int_mistake(result, output_size(n, k, s, p), call.label, rule)
 
@@ -256,7 +384,7 @@ def size_all(ctx) -> Verdict:
     verdict = compare.first_failure(ctx.pairs("output_size", "all"), _size_mistake, many=True)
     if verdict.fraction < 1:
         return verdict
-    (call, result), = ctx.pairs("output_size", "full")
+    ((call, result),) = ctx.pairs("output_size", "full")
     if compare.raised(result, "ValueError"):
         return Verdict.passed()
     return Verdict.failed(f"{call.label} should raise ValueError: only 'valid' and 'same' exist")
@@ -265,21 +393,27 @@ def size_all(ctx) -> Verdict:
 def _conv_group(group, many=False):
     def judge(ctx) -> Verdict:
         return compare.first_failure(ctx.pairs("conv2d", group), _conv_mistake, many=many)
+
     return judge
 
 
 def conv_padding_argument(ctx) -> Verdict:
     for call, result in ctx.pairs("conv2d", "padding_names"):
         if result.kind == "raised":
-            return Verdict.failed(f"{call.label} {compare.describe(result)}: padding is 'valid' or 'same' in any case")
-    (call, result), = ctx.pairs("conv2d", "padding_full")
+            return Verdict.failed(
+                f"{call.label} {compare.describe(result)}: padding is 'valid' or 'same' in any case"
+            )
+    ((call, result),) = ctx.pairs("conv2d", "padding_full")
     if compare.raised(result, "ValueError"):
         return Verdict.passed()
-    return Verdict.failed(f"{call.label} should raise ValueError: only 'valid' and 'same' exist in TensorFlow")
+    return Verdict.failed(
+        f"{call.label} should raise ValueError: only 'valid' and 'same' exist in TensorFlow"
+    )
 
 
 def numpy_only(function, probe_group):
     """The source keeps to numpy, and the function works at all (an empty stub earns nothing)."""
+
     def judge(ctx) -> Verdict:
         message = sourcescan.numpy_only_message(ctx.code_cells, function)
         if message:
@@ -288,13 +422,18 @@ def numpy_only(function, probe_group):
         if result.kind != "array":
             return Verdict.failed(f"{call.label} {compare.describe(result)}")
         return Verdict.passed()
+
     return judge
 
 
 def _params_mistake(call, result):
     kernel_size, cin, f = call.args
-    return compare.int_mistake(result, conv2d_params(kernel_size, cin, f, **call.kwargs), call.label,
-                               "KH * KW * C_in weights per filter, plus one bias per filter when use_bias")
+    return compare.int_mistake(
+        result,
+        conv2d_params(kernel_size, cin, f, **call.kwargs),
+        call.label,
+        "KH * KW * C_in weights per filter, plus one bias per filter when use_bias",
+    )
 
 
 def params_seed(ctx) -> Verdict:

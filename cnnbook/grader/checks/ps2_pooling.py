@@ -10,20 +10,26 @@ from __future__ import annotations
 import numpy as np
 
 from cnnbook.grader import compare
-from cnnbook.grader.checks import with_other_values
-from cnnbook.grader.checks import ps1_convolution
+from cnnbook.grader.checks import ps1_convolution, with_other_values
 from cnnbook.grader.checks.ps1_convolution import numpy_only, pair, same_pads
 from cnnbook.grader.plan import Call, Check, Probe, Verdict
 
 NOTEBOOK = "pooling"
 HIDDEN_PACKAGES = ps1_convolution.HIDDEN_PACKAGES  # numpy only, as in ps1
 RANDOM_CASES = 60
-CELL_SECONDS, NOTEBOOK_SECONDS = ps1_convolution.CELL_SECONDS, ps1_convolution.NOTEBOOK_SECONDS  # as ps1
+CELL_SECONDS, NOTEBOOK_SECONDS = (
+    ps1_convolution.CELL_SECONDS,
+    ps1_convolution.NOTEBOOK_SECONDS,
+)  # as ps1
 
-ZERO_MAX = ("SAME max pooling pads with -infinity, so a padded cell never wins; yours padded with 0, "
-            "which wins over negative values")
-ZERO_AVG = ("SAME average pooling divides by the number of real cells in the window; yours also counted "
-            "the padded cells")
+ZERO_MAX = (
+    "SAME max pooling pads with -infinity, so a padded cell never wins; yours padded with 0, "
+    "which wins over negative values"
+)
+ZERO_AVG = (
+    "SAME average pooling divides by the number of real cells in the window; yours also counted "
+    "the padded cells"
+)
 TOP_LEFT = "TensorFlow's SAME padding goes at the bottom/right; yours is at the top/left"
 STRIDE_NONE = "stride=None means stride = pool_size (windows do not overlap)"
 SAME_SIZE = "SAME gives ceil(n / stride) windows per axis"
@@ -37,10 +43,17 @@ def pool2d(x, k, s, padding, reduce, fill=np.nan, odd_first=False):
     kh, kw = pair(k)
     sh, sw = pair((kh, kw) if s is None else s)
     if padding.lower() == "same":
-        rows, cols = same_pads(x.shape[1], kh, sh, odd_first), same_pads(x.shape[2], kw, sw, odd_first)
+        rows, cols = (
+            same_pads(x.shape[1], kh, sh, odd_first),
+            same_pads(x.shape[2], kw, sw, odd_first),
+        )
         x = np.pad(x, ((0, 0), rows, cols, (0, 0)), constant_values=fill)
     oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    stack = [x[:, a:a + sh * (oh - 1) + 1:sh, b:b + sw * (ow - 1) + 1:sw, :] for a in range(kh) for b in range(kw)]
+    stack = [
+        x[:, a : a + sh * (oh - 1) + 1 : sh, b : b + sw * (ow - 1) + 1 : sw, :]
+        for a in range(kh)
+        for b in range(kw)
+    ]
     return reduce(np.stack(stack), axis=0)
 
 
@@ -49,7 +62,7 @@ REDUCE = {"max_pool2d": np.nanmax, "avg_pool2d": np.nanmean}
 
 def _arguments(call):
     x, *rest = call.args
-    k, s, padding = (*rest, *(2, None, "valid")[len(rest):])
+    k, s, padding = (*rest, *(2, None, "valid")[len(rest) :])
     k = call.kwargs.get("pool_size", k)
     s = call.kwargs.get("stride", s)
     return x, k, s, call.kwargs.get("padding", padding)
@@ -74,9 +87,18 @@ def pool_mistakes(function, x, k, s, padding, expected):
     reduce = REDUCE[function]
     arrays = []
     if padding.lower() == "same":
-        arrays = [(ZERO_MAX if function == "max_pool2d" else ZERO_AVG, pool2d(x, k, s, padding, reduce, fill=0.0)),
-                  (TOP_LEFT, pool2d(x, k, s, padding, reduce, odd_first=True))]
-    arrays = [(m, v) for m, v in arrays if v.shape != expected.shape or not np.allclose(v, expected, atol=1e-4)]
+        arrays = [
+            (
+                ZERO_MAX if function == "max_pool2d" else ZERO_AVG,
+                pool2d(x, k, s, padding, reduce, fill=0.0),
+            ),
+            (TOP_LEFT, pool2d(x, k, s, padding, reduce, odd_first=True)),
+        ]
+    arrays = [
+        (m, v)
+        for m, v in arrays
+        if v.shape != expected.shape or not np.allclose(v, expected, atol=1e-4)
+    ]
     return arrays + _shape_mistakes(x, k, s, padding, expected.shape)
 
 
@@ -84,8 +106,10 @@ def _mistake(function):
     def mistake_of(call, result):
         x, k, s, padding = _arguments(call)
         expected = pool2d(x, k, s, padding, REDUCE[function])
-        return compare.array_mistake(result, expected, pool_mistakes(function, x, k, s, padding, expected),
-                                     call.label)
+        return compare.array_mistake(
+            result, expected, pool_mistakes(function, x, k, s, padding, expected), call.label
+        )
+
     return mistake_of
 
 
@@ -93,19 +117,38 @@ def _mistake(function):
 
 
 def _calls(function, group, cases):
-    return [Call(tuple(np.asarray(a, float) if isinstance(a, (np.ndarray, list)) else a for a in args), kwargs,
-                 f"{function}({label})", group) for label, args, kwargs in cases]
+    return [
+        Call(
+            tuple(np.asarray(a, float) if isinstance(a, (np.ndarray, list)) else a for a in args),
+            kwargs,
+            f"{function}({label})",
+            group,
+        )
+        for label, args, kwargs in cases
+    ]
 
 
 def _max_visible():
-    maps = np.array([[12, 16], [24, 28]], dtype=float).reshape(1, 2, 2, 1) * np.array([1.0, 10.0, -1.0])
+    maps = np.array([[12, 16], [24, 28]], dtype=float).reshape(1, 2, 2, 1) * np.array(
+        [1.0, 10.0, -1.0]
+    )
     five = np.arange(1, 26, dtype=float).reshape(1, 5, 5, 1)
     seed = _calls("max_pool2d", "seed", [("maps, 2, 1, 'same'", (maps, 2, 1, "same"), {})])
-    stride = _calls("max_pool2d", "stride", [
-        ("5x5", (five,), {}), ("5x5, 2, padding='same'", (five, 2), {"padding": "same"}),
-        ("5x5, 3, 2", (five, 3, 2), {}),
-        ("x of shape (2, 14, 14, 3), 2", (np.ones((2, 14, 14, 3)), 2), {}),
-        ("x of shape (2, 7, 7, 3), 2, padding='SAME'", (np.ones((2, 7, 7, 3)), 2), {"padding": "SAME"})])
+    stride = _calls(
+        "max_pool2d",
+        "stride",
+        [
+            ("5x5", (five,), {}),
+            ("5x5, 2, padding='same'", (five, 2), {"padding": "same"}),
+            ("5x5, 3, 2", (five, 3, 2), {}),
+            ("x of shape (2, 14, 14, 3), 2", (np.ones((2, 14, 14, 3)), 2), {}),
+            (
+                "x of shape (2, 7, 7, 3), 2, padding='SAME'",
+                (np.ones((2, 7, 7, 3)), 2),
+                {"padding": "SAME"},
+            ),
+        ],
+    )
     full = _calls("max_pool2d", "full", [("5x5, padding='full'", (five,), {"padding": "full"})])
     return seed + stride + full
 
@@ -113,9 +156,15 @@ def _max_visible():
 def _avg_visible():
     image = np.arange(1, 10, dtype=float).reshape(1, 3, 3, 1)
     five = np.arange(1, 26, dtype=float).reshape(1, 5, 5, 1)
-    examples = _calls("avg_pool2d", "examples", [
-        ("5x5", (five,), {}), ("3x3, 2, 1, 'same'", (image, 2, 1, "same"), {}),
-        ("5x5, 2, padding='SAME'", (five, 2), {"padding": "SAME"})])
+    examples = _calls(
+        "avg_pool2d",
+        "examples",
+        [
+            ("5x5", (five,), {}),
+            ("3x3, 2, 1, 'same'", (image, 2, 1, "same"), {}),
+            ("5x5, 2, padding='SAME'", (five, 2), {"padding": "SAME"}),
+        ],
+    )
     full = _calls("avg_pool2d", "full", [("5x5, padding='full'", (five,), {"padding": "full"})])
     return examples + full
 
@@ -123,12 +172,24 @@ def _avg_visible():
 def _random_calls(function, rng):
     calls = []
     for case in range(RANDOM_CASES):
-        k = int(rng.integers(1, 4)) if rng.random() < 0.6 else tuple(int(v) for v in rng.integers(1, 4, size=2))
+        k = (
+            int(rng.integers(1, 4))
+            if rng.random() < 0.6
+            else tuple(int(v) for v in rng.integers(1, 4, size=2))
+        )
         kh, kw = pair(k)
-        s = [None, int(rng.integers(1, 4)), tuple(int(v) for v in rng.integers(1, 4, size=2))][case % 3]
+        s = [None, int(rng.integers(1, 4)), tuple(int(v) for v in rng.integers(1, 4, size=2))][
+            case % 3
+        ]
         padding = str(rng.choice(["valid", "VALID", "same", "Same"]))
-        x = rng.normal(size=(int(rng.integers(1, 3)), int(rng.integers(kh, 9)), int(rng.integers(kw, 9)),
-                             int(rng.integers(1, 4))))
+        x = rng.normal(
+            size=(
+                int(rng.integers(1, 3)),
+                int(rng.integers(kh, 9)),
+                int(rng.integers(kw, 9)),
+                int(rng.integers(1, 4)),
+            )
+        )
         label = f"{function}(x of shape {x.shape}, pool_size={k}, stride={s}, padding={padding!r})"
         calls.append(Call((x, k, s, padding), {}, label, "random"))
     return calls
@@ -136,10 +197,18 @@ def _random_calls(function, rng):
 
 def probes(rng) -> list[Probe]:
     """This submission's calls: the visible tests' cases, then random ones drawn from ``rng``."""
-    return [Probe("max_pool2d", with_other_values(_max_visible(), rng, ("seed", "stride"))
-                  + _random_calls("max_pool2d", rng)),
-            Probe("avg_pool2d", with_other_values(_avg_visible(), rng, ("examples",))
-                  + _random_calls("avg_pool2d", rng))]
+    return [
+        Probe(
+            "max_pool2d",
+            with_other_values(_max_visible(), rng, ("seed", "stride"))
+            + _random_calls("max_pool2d", rng),
+        ),
+        Probe(
+            "avg_pool2d",
+            with_other_values(_avg_visible(), rng, ("examples",))
+            + _random_calls("avg_pool2d", rng),
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------- the judges
@@ -148,25 +217,32 @@ def probes(rng) -> list[Probe]:
 def _group(function, group, many=False):
     def judge(ctx) -> Verdict:
         return compare.first_failure(ctx.pairs(function, group), _mistake(function), many=many)
+
     return judge
 
 
 def _with_bad_padding(function, group):
     """The group's cases, and padding='full' raising ValueError."""
+
     def judge(ctx) -> Verdict:
         verdict = _group(function, group)(ctx)
         if verdict.fraction < 1:
             return verdict
-        (call, result), = ctx.pairs(function, "full")
+        ((call, result),) = ctx.pairs(function, "full")
         if compare.raised(result, "ValueError"):
             return Verdict.passed()
-        return Verdict.failed(f"{call.label} should raise ValueError: only 'valid' and 'same' exist")
+        return Verdict.failed(
+            f"{call.label} should raise ValueError: only 'valid' and 'same' exist"
+        )
+
     return judge
 
 
 CHECKS = [
     Check("test_max_pool_seed_example", _group("max_pool2d", "seed"), "max_pool2d"),
-    Check("test_max_pool_stride_and_shapes", _with_bad_padding("max_pool2d", "stride"), "max_pool2d"),
+    Check(
+        "test_max_pool_stride_and_shapes", _with_bad_padding("max_pool2d", "stride"), "max_pool2d"
+    ),
     Check("test_max_pool_random_cases", _group("max_pool2d", "random", many=True), "max_pool2d"),
     Check("test_max_pool_numpy_only", numpy_only("max_pool2d", "seed"), "max_pool2d"),
     Check("test_avg_pool_examples", _with_bad_padding("avg_pool2d", "examples"), "avg_pool2d"),

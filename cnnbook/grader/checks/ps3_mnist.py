@@ -40,8 +40,10 @@ def _kernel_problem(result) -> str | None:
     if result.kind == "other":
         return f"{CALL} must return a keras.Model, not a {result.type or 'value of another type'}"
     if result.kind == "too_big":
-        return ("the model's configuration is larger than the grader accepts "
-                f"({trainer.MAX_CONFIG_CHARS:,} characters)")
+        return (
+            "the model's configuration is larger than the grader accepts "
+            f"({trainer.MAX_CONFIG_CHARS:,} characters)"
+        )
     return f"{CALL} {describe(result)}"
 
 
@@ -49,9 +51,14 @@ def graded(context: Context) -> dict:
     """The trusted rebuild and training of this submission's model, done once for all three cells."""
     if CACHE_KEY not in context.cache:
         results = context.results.get("build_model") or []
-        problem = _kernel_problem(results[0]) if results else f"{CALL} returned no result the grader could read"
-        context.cache[CACHE_KEY] = ({"problem": problem} if problem
-                                    else trainer.train_and_evaluate(results[0].value))
+        problem = (
+            _kernel_problem(results[0])
+            if results
+            else f"{CALL} returned no result the grader could read"
+        )
+        context.cache[CACHE_KEY] = (
+            {"problem": problem} if problem else trainer.train_and_evaluate(results[0].value)
+        )
     return context.cache[CACHE_KEY]
 
 
@@ -74,14 +81,21 @@ def accuracy_at_least(threshold: float):
         run = graded(context)
         problem = _model_problem(run)
         if problem:
-            return Verdict.failed(f"the grader trains only a model that passes the first test: {problem}")
+            return Verdict.failed(
+                f"the grader trains only a model that passes the first test: {problem}"
+            )
         if run.get("training_problem") or run.get("accuracy") is None:
-            return Verdict.failed(run.get("training_problem") or "the graded training gave no accuracy")
+            return Verdict.failed(
+                run.get("training_problem") or "the graded training gave no accuracy"
+            )
         if run["accuracy"] >= threshold:
             return Verdict.passed()
         cap = f", stopped at the {trainer.TRAIN_SECONDS} s cap" if run.get("stopped_at_cap") else ""
-        return Verdict.failed(f"test accuracy {run['accuracy']:.4f} after the graded training "
-                              f"({trainer.BUDGET_NOTE}{cap}) is below {threshold:g}")
+        return Verdict.failed(
+            f"test accuracy {run['accuracy']:.4f} after the graded training "
+            f"({trainer.BUDGET_NOTE}{cap}) is below {threshold:g}"
+        )
+
     return judge
 
 

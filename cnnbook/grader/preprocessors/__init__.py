@@ -11,6 +11,15 @@ from cnnbook.grader.preprocessors.sanitisemarkdown import SanitiseMarkdown
 from cnnbook.grader.preprocessors.textandimagesonly import TextAndImagesOnly
 from cnnbook.grader.preprocessors.trustedgrades import TrustedGrades
 
-__all__ = ["AddProbeCells", "CapOutputBytes", "CapOutputs", "HideTracebacks", "ReadProbeResults",
-           "RestoreNbgraderMetadata", "SandboxedExecute", "SanitiseMarkdown", "TextAndImagesOnly",
-           "TrustedGrades"]
+__all__ = [
+    "AddProbeCells",
+    "CapOutputBytes",
+    "CapOutputs",
+    "HideTracebacks",
+    "ReadProbeResults",
+    "RestoreNbgraderMetadata",
+    "SandboxedExecute",
+    "SanitiseMarkdown",
+    "TextAndImagesOnly",
+    "TrustedGrades",
+]

@@ -27,10 +27,17 @@ class AddProbeCells(NbGraderPreprocessor):
     drawn for this run.
     """
 
-    checks = Dict(value_trait=Unicode(), default_value=DEFAULT_CHECKS,
-                  help="Trusted checks per assignment: an importable module or a .py file.").tag(config=True)
-    seed = Integer(None, allow_none=True, help="Seed of the random cases (None: a new seed for each "
-                   "submission, so inputs cannot be known in advance).").tag(config=True)
+    checks = Dict(
+        value_trait=Unicode(),
+        default_value=DEFAULT_CHECKS,
+        help="Trusted checks per assignment: an importable module or a .py file.",
+    ).tag(config=True)
+    seed = Integer(
+        None,
+        allow_none=True,
+        help="Seed of the random cases (None: a new seed for each "
+        "submission, so inputs cannot be known in advance).",
+    ).tag(config=True)
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
@@ -38,13 +45,20 @@ class AddProbeCells(NbGraderPreprocessor):
             cell.metadata.pop("cnnbook", None)
         name = self.checks.get(info["assignment"])
         if name is None:
-            self.log.error("No trusted checks for assignment %r (AddProbeCells.checks): its graded cells "
-                           "score 0", info["assignment"])
+            self.log.error(
+                "No trusted checks for assignment %r (AddProbeCells.checks): its graded cells "
+                "score 0",
+                info["assignment"],
+            )
             return nb, resources
         module = load_checks(name)
         if getattr(module, "NOTEBOOK", None) != info["notebook"]:
-            self.log.error("The checks of %r grade %s.ipynb, not %s.ipynb: its graded cells score 0",
-                           info["assignment"], module.NOTEBOOK, info["notebook"])
+            self.log.error(
+                "The checks of %r grade %s.ipynb, not %s.ipynb: its graded cells score 0",
+                info["assignment"],
+                module.NOTEBOOK,
+                info["notebook"],
+            )
             return nb, resources
         seed = secrets.randbits(63) if self.seed is None else self.seed
         self.log.info("Random cases of %s drawn with seed %s", info["student"], seed)

@@ -9,8 +9,9 @@ from traitlets import Integer
 class CapOutputBytes(NbGraderPreprocessor):
     """Cap every text output of a cell to ``max_bytes`` (nbgrader's LimitOutput caps lines, not bytes)."""
 
-    max_bytes = Integer(20_000, help="Bytes kept of each text output; the rest is cut with a note.").tag(
-        config=True)
+    max_bytes = Integer(
+        20_000, help="Bytes kept of each text output; the rest is cut with a note."
+    ).tag(config=True)
 
     def _cap(self, text):
         joined = "".join(text) if isinstance(text, list) else text
@@ -18,7 +19,8 @@ class CapOutputBytes(NbGraderPreprocessor):
         if len(data) <= self.max_bytes:
             return text
         return data[: self.max_bytes].decode("utf-8", "ignore") + (
-            f"\n... [output truncated by the grader: {len(data)} bytes, {self.max_bytes} kept]\n")
+            f"\n... [output truncated by the grader: {len(data)} bytes, {self.max_bytes} kept]\n"
+        )
 
     def preprocess_cell(self, cell, resources, index):
         for out in cell.get("outputs", []):

@@ -31,17 +31,27 @@ from cnnbook.grader import wire
 from cnnbook.grader.preprocessors.capoutputbytes import CapOutputBytes
 
 OUTPUT_OVERHEAD = 400  # bytes of markup around one output in the feedback page
-NOTE_COST = OUTPUT_OVERHEAD + 300  # a note about dropped outputs, counted against the notebook's caps
+NOTE_COST = (
+    OUTPUT_OVERHEAD + 300
+)  # a note about dropped outputs, counted against the notebook's caps
 _ESCAPED = dict.fromkeys(map(ord, "<>&\"'"))  # five to six bytes each in HTML
-_CONTROL = dict.fromkeys([*range(9), *range(11, 32), 127])  # \u00XX in JSON, ANSI colour spans in HTML
-_NOTE = re.compile(r"\[the grader dropped (\d{1,12}) more outputs? \((\d{1,15}) bytes\)[^\]\n]*\]\n")
+_CONTROL = dict.fromkeys(
+    [*range(9), *range(11, 32), 127]
+)  # \u00XX in JSON, ANSI colour spans in HTML
+_NOTE = re.compile(
+    r"\[the grader dropped (\d{1,12}) more outputs? \((\d{1,15}) bytes\)[^\]\n]*\]\n"
+)
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "error")
 
 
 def text_cost(text: str) -> int:
     """Bytes ``text`` may take in the graded notebook or its feedback page (an upper estimate)."""
-    return (_size(text) + 4 * (len(text) - len(text.translate(_ESCAPED)))
-            + 100 * (len(text) - len(text.translate(_CONTROL))) + 12 * text.count("\n"))
+    return (
+        _size(text)
+        + 4 * (len(text) - len(text.translate(_ESCAPED)))
+        + 100 * (len(text) - len(text.translate(_CONTROL)))
+        + 12 * text.count("\n")
+    )
 
 
 def _size(text: str) -> int:
@@ -71,9 +81,11 @@ def output_cost(out: dict, exempt: str | None = None) -> int:
 
 def note_text(dropped: int, cost: int, caps: CapOutputs, notebook_wide: bool) -> str:
     where = "from this cell on" if notebook_wide else "of this cell"
-    return (f"[the grader dropped {dropped} more output{'s' * (dropped != 1)} ({cost} bytes) {where}: "
-            f"a cell keeps at most {caps.max_cell_outputs} outputs and {caps.max_cell_bytes} bytes, "
-            f"a notebook {caps.max_notebook_outputs} outputs and {caps.max_notebook_bytes} bytes]\n")
+    return (
+        f"[the grader dropped {dropped} more output{'s' * (dropped != 1)} ({cost} bytes) {where}: "
+        f"a cell keeps at most {caps.max_cell_outputs} outputs and {caps.max_cell_bytes} bytes, "
+        f"a notebook {caps.max_notebook_outputs} outputs and {caps.max_notebook_bytes} bytes]\n"
+    )
 
 
 @dataclass
@@ -101,20 +113,30 @@ class Budget:
     def __init__(self, caps: CapOutputs):
         self.caps = caps
         self.outputs = self.cost = 0
-        self.full: CellTally | None = None  # the cell whose note speaks for the rest of the notebook
+        self.full: CellTally | None = (
+            None  # the cell whose note speaks for the rest of the notebook
+        )
 
     def admits(self, cell: CellTally, cost: int) -> bool:
         caps = self.caps
-        return (self._notebook_admits(cost) and cell.outputs < caps.max_cell_outputs
-                and cell.cost + cost <= caps.max_cell_bytes)
+        return (
+            self._notebook_admits(cost)
+            and cell.outputs < caps.max_cell_outputs
+            and cell.cost + cost <= caps.max_cell_bytes
+        )
 
     def _notebook_admits(self, cost: int) -> bool:
-        return self.outputs < self.caps.max_notebook_outputs and self.cost + cost <= self.caps.max_notebook_bytes
+        return (
+            self.outputs < self.caps.max_notebook_outputs
+            and self.cost + cost <= self.caps.max_notebook_bytes
+        )
 
     def fits_bytes(self, cell: CellTally, grown: int) -> bool:
         """Whether an output of ``cell`` may grow by ``grown`` bytes (a stream that gets more text)."""
-        return (cell.cost + grown <= self.caps.max_cell_bytes
-                and self.cost + grown <= self.caps.max_notebook_bytes)
+        return (
+            cell.cost + grown <= self.caps.max_cell_bytes
+            and self.cost + grown <= self.caps.max_notebook_bytes
+        )
 
     def grow(self, cell: CellTally, grown: int) -> None:
         cell.cost, self.cost = cell.cost + grown, self.cost + grown
@@ -137,7 +159,9 @@ class Budget:
         the cell where that happened) counts for every later cell.
         """
         holder = cell
-        if not self._notebook_admits(cost) or (cell.note is None and not self._notebook_admits(NOTE_COST)):
+        if not self._notebook_admits(cost) or (
+            cell.note is None and not self._notebook_admits(NOTE_COST)
+        ):
             if self.full is None or self.full.note is None:
                 self.full, cell.notebook_wide = cell, True
             holder = self.full
@@ -159,11 +183,15 @@ class CapOutputs(CapOutputBytes):
     """
 
     max_cell_outputs = Integer(100, help="Outputs kept per cell.").tag(config=True)
-    max_cell_bytes = Integer(200_000, help="Bytes of output kept per cell (as counted for the feedback "
-                             "page: HTML escapes count extra).").tag(config=True)
+    max_cell_bytes = Integer(
+        200_000,
+        help="Bytes of output kept per cell (as counted for the feedback "
+        "page: HTML escapes count extra).",
+    ).tag(config=True)
     max_notebook_outputs = Integer(1_000, help="Outputs kept per notebook.").tag(config=True)
-    max_notebook_bytes = Integer(1_000_000, help="Bytes of output kept per notebook (counted as per "
-                                 "cell).").tag(config=True)
+    max_notebook_bytes = Integer(
+        1_000_000, help="Bytes of output kept per notebook (counted as per cell)."
+    ).tag(config=True)
 
     def cap_output(self, out: dict, exempt: str | None = None) -> None:
         """One output (or an output message's content) within ``max_bytes``, in place.
@@ -206,8 +234,10 @@ class CapOutputs(CapOutputBytes):
         if isinstance(data.get("text/plain"), (str, list)):
             data["text/plain"] = self._cap(data["text/plain"])
         if removed:
-            note = (f"[{', '.join(removed)} output removed by the grader: larger than {self.max_bytes} "
-                    f"bytes]")
+            note = (
+                f"[{', '.join(removed)} output removed by the grader: larger than {self.max_bytes} "
+                f"bytes]"
+            )
             text = data.get("text/plain") if isinstance(data.get("text/plain"), str) else ""
             data["text/plain"] = f"{text}\n{note}" if text else note
 
@@ -236,7 +266,9 @@ class CapOutputs(CapOutputBytes):
                 kept.append(out)
             else:
                 budget.drop(tally, cost)
-        return kept + ([tally.note] if tally.note is not None else [])  # the note last, after what it is about
+        return kept + (
+            [tally.note] if tally.note is not None else []
+        )  # the note last, after what it is about
 
 
 class ArrivalCaps:
@@ -271,7 +303,9 @@ class ArrivalCaps:
         return tally
 
     def _clear(self, outs: list, index: int, tally: CellTally) -> None:
-        if self.client.clear_before_next_output:  # done here, so the count matches what the cell holds
+        if (
+            self.client.clear_before_next_output
+        ):  # done here, so the count matches what the cell holds
             outs[:] = []
             self.client.clear_display_id_mapping(index)
             self.client.clear_before_next_output = False
@@ -281,8 +315,13 @@ class ArrivalCaps:
     def _probe_payload(self, msg: dict, index: int) -> bool:
         plan = getattr(self.client, "_plan", None)
         data = msg["content"].get("data")
-        if (plan is None or msg["msg_type"] != "display_data" or not isinstance(data, dict)
-                or wire.MIME not in data or not plan.is_probe_cell(self.nb.cells[index])):
+        if (
+            plan is None
+            or msg["msg_type"] != "display_data"
+            or not isinstance(data, dict)
+            or wire.MIME not in data
+            or not plan.is_probe_cell(self.nb.cells[index])
+        ):
             return False
         if isinstance(data[wire.MIME], str) and len(data[wire.MIME]) <= wire.MAX_PAYLOAD_CHARS:
             return True
@@ -315,7 +354,9 @@ class ArrivalCaps:
             tally.stream, tally.stream_bytes = out, _size(out["text"])
         if payload and out is not None:
             earlier = self.payloads.get(index)
-            if earlier is not None:  # ReadProbeResults reads the last payload: keep one per probe cell
+            if (
+                earlier is not None
+            ):  # ReadProbeResults reads the last payload: keep one per probe cell
                 earlier["data"].pop(wire.MIME, None)
             self.payloads[index] = out
         return out
@@ -327,16 +368,25 @@ class ArrivalCaps:
         not fit is cut with a note, and later text of that stream counts as dropped.
         """
         last, content = (outs[-1] if outs else None), msg["content"]
-        if (msg["msg_type"] != "stream" or last is None or last is not tally.stream
-                or last.get("name") != content.get("name") or not isinstance(content.get("text"), str)
-                or self.client.output_hook_stack[msg["parent_header"].get("msg_id")]):
+        if (
+            msg["msg_type"] != "stream"
+            or last is None
+            or last is not tally.stream
+            or last.get("name") != content.get("name")
+            or not isinstance(content.get("text"), str)
+            or self.client.output_hook_stack[msg["parent_header"].get("msg_id")]
+        ):
             return None
         text, room = content["text"], self.caps.max_bytes - tally.stream_bytes
         full = _size(text) > room
         if full:
             cut = f"\n... [output truncated by the grader at {self.caps.max_bytes} bytes]\n"
             keep = room - len(cut)
-            text = text.encode("utf-8", "surrogatepass")[:keep].decode("utf-8", "ignore") + cut if keep > 0 else ""
+            text = (
+                text.encode("utf-8", "surrogatepass")[:keep].decode("utf-8", "ignore") + cut
+                if keep > 0
+                else ""
+            )
         grown = text_cost(text)
         if not text or not self.budget.fits_bytes(tally, grown):
             note = self.budget.drop(tally, output_cost(content))
@@ -360,11 +410,14 @@ class CappedKernelClient(AsyncKernelClient):
     :data:`cnnbook.grader.wire.MAX_PAYLOAD_CHARS` characters, JSON-escaped once more in the message.
     """
 
-    max_message_bytes = Integer(4 * wire.MAX_PAYLOAD_CHARS, help="Largest message (one zmq frame) "
-                                "accepted from the kernel.").tag(config=True)
+    max_message_bytes = Integer(
+        4 * wire.MAX_PAYLOAD_CHARS, help="Largest message (one zmq frame) accepted from the kernel."
+    ).tag(config=True)
 
     @default("context")
-    def _context_default(self) -> zmq.asyncio.Context:  # the name AsyncKernelClient's own default has
+    def _context_default(
+        self,
+    ) -> zmq.asyncio.Context:  # the name AsyncKernelClient's own default has
         self._created_context = True
         context = zmq.asyncio.Context()
         context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)

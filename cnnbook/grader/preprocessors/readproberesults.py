@@ -61,9 +61,14 @@ class ReadProbeResults(NbGraderPreprocessor):
                     # A stopped probe's reason wins over any data: the interrupt that stops it may
                     # arrive inside the student's function and come back as "raised KeyboardInterrupt".
                     stopped = stops.get(probe.name) or _stopped(cell)
-                    records = None if stopped else wire.decode_results(_payload(cell), len(probe.calls))
-                    results[probe.name] = records if records is not None else (
-                        stopped or "returned no result the grader could read")
+                    records = (
+                        None if stopped else wire.decode_results(_payload(cell), len(probe.calls))
+                    )
+                    results[probe.name] = (
+                        records
+                        if records is not None
+                        else (stopped or "returned no result the grader could read")
+                    )
             nb.cells = [cell for cell in nb.cells if not plan.is_probe_cell(cell)]
         resources[RESULTS_KEY] = results
         return nb, resources

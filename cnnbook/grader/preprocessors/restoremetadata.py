@@ -23,6 +23,11 @@ class RestoreNbgraderMetadata(NbGraderPreprocessor):
             reference = Reference.from_gradebook(gradebook, info["notebook"], info["assignment"])
         notes = sanitise(nb, reference)
         if notes:
-            self.log.warning("Submission of %s, %s/%s.ipynb sanitised: %s", info["student"],
-                             info["assignment"], info["notebook"], "; ".join(notes))
+            self.log.warning(
+                "Submission of %s, %s/%s.ipynb sanitised: %s",
+                info["student"],
+                info["assignment"],
+                info["notebook"],
+                "; ".join(notes),
+            )
         return nbformat.from_dict(nb), resources

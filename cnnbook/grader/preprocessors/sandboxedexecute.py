@@ -40,27 +40,44 @@ class SandboxedExecute(Execute):
     stopped goes to ``resources`` for :class:`ReadProbeResults`, in fixed words.
     """
 
-    sandbox_kernel = Unicode(sandbox.KERNEL_NAME, help="Kernel that runs students' code.").tag(config=True)
-    require_sandbox = Bool(True, help="Refuse to grade when bubblewrap cannot sandbox the kernel; "
-                           "False grades in the plain python3 kernel (trusted submissions only).").tag(
-                               config=True)
-    max_kernel_restarts = Integer(sandbox.MAX_KERNEL_RESTARTS, help="Fresh kernels per notebook after a "
-                                  "cell hangs or kills its kernel; each one re-runs the cells above.").tag(
-                                      config=True)
-    hidden_packages = List(Unicode(), help="Top-level packages the kernel may not import in every "
-                           "assignment (each assignment's checks add their own).").tag(config=True)
-    fresh_kernel_tries = Integer(4, help="Tries to start a fresh kernel after a cell hung or killed its "
-                                 "kernel, a few seconds apart.").tag(config=True)
-    threads = Integer(0, help="Threads the student's kernel may use in numpy's BLAS, OpenMP and TensorFlow "
-                      "(OMP_NUM_THREADS and the like); 0: no limit. ps3's training in the grader's process gets "
-                      "the same limit.").tag(config=True)
+    sandbox_kernel = Unicode(sandbox.KERNEL_NAME, help="Kernel that runs students' code.").tag(
+        config=True
+    )
+    require_sandbox = Bool(
+        True,
+        help="Refuse to grade when bubblewrap cannot sandbox the kernel; "
+        "False grades in the plain python3 kernel (trusted submissions only).",
+    ).tag(config=True)
+    max_kernel_restarts = Integer(
+        sandbox.MAX_KERNEL_RESTARTS,
+        help="Fresh kernels per notebook after a "
+        "cell hangs or kills its kernel; each one re-runs the cells above.",
+    ).tag(config=True)
+    hidden_packages = List(
+        Unicode(),
+        help="Top-level packages the kernel may not import in every "
+        "assignment (each assignment's checks add their own).",
+    ).tag(config=True)
+    fresh_kernel_tries = Integer(
+        4,
+        help="Tries to start a fresh kernel after a cell hung or killed its "
+        "kernel, a few seconds apart.",
+    ).tag(config=True)
+    threads = Integer(
+        0,
+        help="Threads the student's kernel may use in numpy's BLAS, OpenMP and TensorFlow "
+        "(OMP_NUM_THREADS and the like); 0: no limit. ps3's training in the grader's process gets "
+        "the same limit.",
+    ).tag(config=True)
     # How often nbclient looks at the clock while a replayed cell runs (its default, 5 s, would let a replay
     # overrun the notebook's time by as much).
-    shell_timeout_interval = Integer(1, help="Seconds between checks of a replayed cell's time limit.").tag(
-        config=True)
+    shell_timeout_interval = Integer(
+        1, help="Seconds between checks of a replayed cell's time limit."
+    ).tag(config=True)
     # After a hung cell's kernel is replaced, its output stream never ends: do not fail the notebook.
     raise_on_iopub_timeout = Bool(False, help="Fail the notebook when output stops arriving.").tag(
-        config=True)
+        config=True
+    )
 
     def _kernel_name(self) -> str:
         problem = sandbox.bwrap_problem()
@@ -106,8 +123,11 @@ class SandboxedExecute(Execute):
     start_new_kernel_client = run_sync(async_start_new_kernel_client)  # as start_new_kernel above
 
     def _error(self, cell, ename, evalue):
-        cell.outputs.append(NotebookNode(output_type="error", ename=ename, evalue=evalue,
-                                         traceback=[f"{ename}: {evalue}"]))
+        cell.outputs.append(
+            NotebookNode(
+                output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+            )
+        )
 
     def _time_left(self) -> float | None:
         return None if self._deadline is None else self._deadline - monotonic()
@@ -127,7 +147,9 @@ class SandboxedExecute(Execute):
         if self._cut:
             self._timeout_words = f"this cell was stopped: {self._no_time_left()}"
             return max(left, 0.1)  # 0 would mean no limit at all
-        self._timeout_words = f"this cell ran longer than {limit:g} s and was stopped" if limit else ""
+        self._timeout_words = (
+            f"this cell ran longer than {limit:g} s and was stopped" if limit else ""
+        )
         return limit
 
     async def _async_handle_timeout(self, timeout, cell=None):
@@ -137,7 +159,11 @@ class SandboxedExecute(Execute):
     def _stop_for_time(self, index) -> None:
         """Mark the code cells from ``index`` on as not run: the notebook's time is used up."""
         self._stopped, self._stopped_for_time = self._no_time_left(), True
-        self.log.error("%s: the code cells from cell %s on are marked as not run", self._stopped.capitalize(), index)
+        self.log.error(
+            "%s: the code cells from cell %s on are marked as not run",
+            self._stopped.capitalize(),
+            index,
+        )
 
     def _record(self, cell, ename, evalue) -> None:
         """The error in the cell and, for a probe cell, the reason its probe has no result, in fixed words."""
@@ -164,8 +190,12 @@ class SandboxedExecute(Execute):
         if self._failed_cells and self._visible_test(cell):
             # The points come from the probe cells at the end; a visible test that calls the function
             # that just hung would hang too, and cost the time the probes of the other functions need.
-            self._error(cell, "Skipped", "not run: an earlier cell hung or killed the kernel, so the grader "
-                        "skips the visible tests after it; its own checks of every function still ran")
+            self._error(
+                cell,
+                "Skipped",
+                "not run: an earlier cell hung or killed the kernel, so the grader "
+                "skips the visible tests after it; its own checks of every function still ran",
+            )
             return cell, resources
         try:
             return super().preprocess_cell(cell, resources, index)
@@ -174,11 +204,21 @@ class SandboxedExecute(Execute):
             # A ValueError comes from jupyter_client reading a message with a bad signature (processes
             # forked by the student's code write to the kernel's sockets): that kernel is no use either.
             if isinstance(exc, ValueError):
-                name, why = "DeadKernelError", ("the kernel sent a message that is not a valid Jupyter "
-                                                "message (processes forked by the notebook?) and was stopped")
+                name, why = (
+                    "DeadKernelError",
+                    (
+                        "the kernel sent a message that is not a valid Jupyter "
+                        "message (processes forked by the notebook?) and was stopped"
+                    ),
+                )
             elif isinstance(exc, DeadKernelError):
-                name, why = "DeadKernelError", ("the kernel died while running this cell (memory or CPU "
-                                                "limit, os._exit, or a crash)")
+                name, why = (
+                    "DeadKernelError",
+                    (
+                        "the kernel died while running this cell (memory or CPU "
+                        "limit, os._exit, or a crash)"
+                    ),
+                )
             else:
                 name, why = "CellTimeoutError", self._timeout_words
             self._record(cell, name, why)
@@ -195,34 +235,64 @@ class SandboxedExecute(Execute):
         if self._time_is_up():
             return self._stop_for_time(failed_index + 1)
         if self._restarts >= self.max_kernel_restarts:
-            self.log.error("Cell %s: %s; %s kernel restarts used already, so the cells after it are "
-                           "marked as not run", failed_index, why, self._restarts)
-            self._stopped = (f"cell {failed_index} failed ({why}) after {self._restarts} kernel restarts, "
-                             f"the most the grader allows per notebook")
+            self.log.error(
+                "Cell %s: %s; %s kernel restarts used already, so the cells after it are "
+                "marked as not run",
+                failed_index,
+                why,
+                self._restarts,
+            )
+            self._stopped = (
+                f"cell {failed_index} failed ({why}) after {self._restarts} kernel restarts, "
+                f"the most the grader allows per notebook"
+            )
             return
         self._restarts += 1
-        self.log.warning("Cell %s: %s; fresh kernel %s of %s re-runs the code cells above it, then "
-                         "grading goes on", failed_index, why, self._restarts, self.max_kernel_restarts)
+        self.log.warning(
+            "Cell %s: %s; fresh kernel %s of %s re-runs the code cells above it, then "
+            "grading goes on",
+            failed_index,
+            why,
+            self._restarts,
+            self.max_kernel_restarts,
+        )
         replay_failure = run_sync(self._async_fresh_kernel)(failed_index)
         if replay_failure is not None:
             index, exc = replay_failure
             if self._time_is_up():
                 return self._stop_for_time(failed_index + 1)
-            self.log.error("Cell %s failed again when re-run in a fresh kernel (%s); the cells after "
-                           "cell %s are marked as not run", index, exc, failed_index)
-            self._stopped = (f"cell {failed_index} failed ({why}), and cell {index} hung or killed the "
-                             f"fresh kernel when re-run before grading could go on" if index != failed_index
-                             else f"cell {failed_index} failed ({why}), and no fresh kernel could start")
+            self.log.error(
+                "Cell %s failed again when re-run in a fresh kernel (%s); the cells after "
+                "cell %s are marked as not run",
+                index,
+                exc,
+                failed_index,
+            )
+            self._stopped = (
+                f"cell {failed_index} failed ({why}), and cell {index} hung or killed the "
+                f"fresh kernel when re-run before grading could go on"
+                if index != failed_index
+                else f"cell {failed_index} failed ({why}), and no fresh kernel could start"
+            )
 
     def _replayed(self, index, cell) -> bool:
-        return (cell.cell_type == "code" and bool(cell.source.strip()) and index not in self._failed_cells
-                and not (self._plan is not None and self._plan.is_probe_cell(cell)) and not self._visible_test(cell))
+        return (
+            cell.cell_type == "code"
+            and bool(cell.source.strip())
+            and index not in self._failed_cells
+            and not (self._plan is not None and self._plan.is_probe_cell(cell))
+            and not self._visible_test(cell)
+        )
 
     def _visible_test(self, cell) -> bool:
         """A graded test cell of the notebook (not a probe cell): it decides nothing, the probes do."""
         meta = cell.metadata.get("nbgrader", {}) if cell.cell_type == "code" else {}
-        return (self._plan is not None and not self._plan.is_probe_cell(cell) and bool(meta.get("grade"))
-                and not meta.get("solution"))
+        return (
+            self._plan is not None
+            and not self._plan.is_probe_cell(cell)
+            and bool(meta.get("grade"))
+            and not meta.get("solution")
+        )
 
     async def _async_start_fresh_kernel(self):
         """Start a new kernel; None, or the exception of the last of a few tries.
@@ -240,7 +310,9 @@ class SandboxedExecute(Execute):
                 await self.async_start_new_kernel()
                 await self.async_start_new_kernel_client()
                 return None
-            except RuntimeError as exc:  # jupyter_client: "Kernel died before replying to kernel_info"
+            except (
+                RuntimeError
+            ) as exc:  # jupyter_client: "Kernel died before replying to kernel_info"
                 error = exc
                 self.log.warning("A fresh kernel failed to start (try %s): %s", attempt + 1, exc)
                 await asyncio.sleep(2 * (attempt + 1))
@@ -264,16 +336,25 @@ class SandboxedExecute(Execute):
             msg_id = await ensure_async(self.kc.execute(cell.source, stop_on_error=False))
             try:
                 await self.async_wait_for_reply(msg_id, cell)
-            except (DeadKernelError, CellTimeoutError, ValueError) as exc:  # ValueError: see preprocess_cell
+            except (
+                DeadKernelError,
+                CellTimeoutError,
+                ValueError,
+            ) as exc:  # ValueError: see preprocess_cell
                 return index, exc
         return None
 
     def _limits(self, plan) -> None:
         """This notebook's limits: per cell (the smaller of ``timeout`` and the plan's), and its deadline."""
-        limits = [self.timeout if self.timeout and self.timeout > 0 else None, plan and plan.cell_seconds]
+        limits = [
+            self.timeout if self.timeout and self.timeout > 0 else None,
+            plan and plan.cell_seconds,
+        ]
         self._cell_seconds = min((limit for limit in limits if limit), default=None)
         self._notebook_seconds = plan.notebook_seconds if plan else None
-        self._deadline = None if self._notebook_seconds is None else monotonic() + self._notebook_seconds
+        self._deadline = (
+            None if self._notebook_seconds is None else monotonic() + self._notebook_seconds
+        )
         self._stopped_for_time, self._cut, self._timeout_words = False, False, ""
 
     def preprocess(self, nb, resources=None, km=None):

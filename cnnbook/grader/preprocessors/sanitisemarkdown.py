@@ -24,17 +24,78 @@ from nbconvert.filters.strings import strip_files_prefix
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.utils import is_locked
 
-TAGS = frozenset({
-    "a", "abbr", "b", "blockquote", "br", "caption", "cite", "code", "col", "colgroup", "dd", "del",
-    "details", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-    "i", "img", "input", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small", "span",
-    "strike", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr",
-    "u", "ul", "var"})
+TAGS = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "cite",
+        "code",
+        "col",
+        "colgroup",
+        "dd",
+        "del",
+        "details",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "figcaption",
+        "figure",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "img",
+        "input",
+        "ins",
+        "kbd",
+        "li",
+        "mark",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strike",
+        "strong",
+        "sub",
+        "summary",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "u",
+        "ul",
+        "var",
+    }
+)
 COMMON = frozenset({"class", "title", "lang", "dir"})
 ATTRIBUTES = {
-    "a": {"href"}, "img": {"src", "alt", "width", "height"}, "ol": {"start", "type"}, "li": {"value"},
-    "td": {"colspan", "rowspan", "align", "style"}, "th": {"colspan", "rowspan", "align", "style"},
-    "col": {"span"}, "colgroup": {"span"}, "details": {"open"}, "input": {"type", "checked", "disabled"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "ol": {"start", "type"},
+    "li": {"value"},
+    "td": {"colspan", "rowspan", "align", "style"},
+    "th": {"colspan", "rowspan", "align", "style"},
+    "col": {"span"},
+    "colgroup": {"span"},
+    "details": {"open"},
+    "input": {"type", "checked", "disabled"},
     **{f"h{level}": {"id"} for level in range(1, 7)},
 }
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif")
@@ -45,7 +106,9 @@ _TEXT_ALIGN = re.compile(r"\s*text-align\s*:\s*(left|right|center)\s*;?\s*", re.
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 # The classes nbconvert's markdown writes (pygments' short token names, anchor links, task lists), not
 # the page's own (a fixed or hidden layer over the formgrader would be a way to fool the instructor).
-_CLASS = re.compile(r"[a-z][a-z0-9]{0,3}|anchor-link|highlight|task-list-item(-checkbox)?|language-[\w+-]{1,30}")
+_CLASS = re.compile(
+    r"[a-z][a-z0-9]{0,3}|anchor-link|highlight|task-list-item(-checkbox)?|language-[\w+-]{1,30}"
+)
 _START_TAG = html5lib_shim.constants.tokenTypes["StartTag"]
 
 # Markdown that bleach must not touch when it cleans a cell: code (rendered escaped), math (escaped
@@ -57,13 +120,21 @@ _PROTECTED = re.compile(
     r"|\$\$.+?\$\$|\$[^$\n]+\$"  # math
     r"|^[ \t]*(?:>[ \t]?)+"  # blockquote markers
     r"|<https?://[^<>\s]+>",  # autolinks
-    re.MULTILINE | re.DOTALL)
+    re.MULTILINE | re.DOTALL,
+)
 # A markdown link or image target: [text](target ...) or a reference definition [label]: target.
-_LINK_TARGET = re.compile(r"(\]\(\s*<?|^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?)((?:[^\s()<>]|\([^\s()<>]*\))*)", re.MULTILINE)
+_LINK_TARGET = re.compile(
+    r"(\]\(\s*<?|^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*<?)((?:[^\s()<>]|\([^\s()<>]*\))*)", re.MULTILINE
+)
 # What a removed attack leaves as text (in code, or escaped) is broken up too, so that no other
 # program that shows the notebook (or searches it) meets a tag, a handler or a script URL.
 _DEFANG = (
-    (re.compile(r"<(/?)(script|iframe|object|embed|svg|style|math|frame|base|meta|link)", re.IGNORECASE), r"&lt;\1\2"),
+    (
+        re.compile(
+            r"<(/?)(script|iframe|object|embed|svg|style|math|frame|base|meta|link)", re.IGNORECASE
+        ),
+        r"&lt;\1\2",
+    ),
     (re.compile(r"\b(on[a-z]+)(\s*)=", re.IGNORECASE), r"\1\2 ="),
     (re.compile(r"\b(javascript|vbscript|livescript)(\s*):", re.IGNORECASE), r"\1\2 :"),
     (re.compile(r"\bdata(\s*):(\s*)(text|application)/", re.IGNORECASE), r"data\1 :\2\3/"),
@@ -85,7 +156,9 @@ def safe_url(value: str, tag: str = "a", attachments: dict | None = None) -> boo
         return False
     if scheme[1] == "data":
         return _DATA_IMAGE.fullmatch(url) is not None
-    return scheme[1] == "attachment" and attachments is not None and value.strip()[11:] in attachments
+    return (
+        scheme[1] == "attachment" and attachments is not None and value.strip()[11:] in attachments
+    )
 
 
 def allowed_attribute(tag: str, name: str, value: str) -> bool:
@@ -95,7 +168,9 @@ def allowed_attribute(tag: str, name: str, value: str) -> bool:
     if name in ("href", "src"):
         return safe_url(value, tag)
     if name == "style":
-        return _TEXT_ALIGN.fullmatch(value) is not None  # table column alignment, as mistune writes it
+        return (
+            _TEXT_ALIGN.fullmatch(value) is not None
+        )  # table column alignment, as mistune writes it
     if tag == "input" and name == "type":
         return value.strip().lower() == "checkbox"  # a task list's box; no form can be made
     if name == "class":
@@ -119,8 +194,11 @@ def unsafe_markup(markup: str) -> list[str]:
             continue
         for name, value in token["data"].items():
             if not allowed_attribute(tag, name, value):
-                reasons.append(f"{_word(name)} attribute on {tag}" if name not in ("href", "src")
-                               else f"{_word(_scheme(value))} {name} on {tag}")
+                reasons.append(
+                    f"{_word(name)} attribute on {tag}"
+                    if name not in ("href", "src")
+                    else f"{_word(_scheme(value))} {name} on {tag}"
+                )
     return list(dict.fromkeys(reasons))
 
 
@@ -130,22 +208,36 @@ def _word(text: str) -> str:
 
 
 def _scheme(url: str) -> str:
-    url = re.sub(r"^/?files/", "", re.sub(r"[`\x00-\x20\x7f-\xa0\s\\]+", "", html.unescape(url)).lower())
+    url = re.sub(
+        r"^/?files/", "", re.sub(r"[`\x00-\x20\x7f-\xa0\s\\]+", "", html.unescape(url)).lower()
+    )
     match = _SCHEME.match(url)
     return match[1] if match else "unknown"
 
 
 def clean_html(markup: str) -> str:
     """``markup`` with every element, attribute and URL off the allowlist removed (bleach)."""
-    return bleach.clean(markup, tags=TAGS, attributes=allowed_attribute,
-                        protocols={"http", "https", "mailto", "data"}, strip=True, strip_comments=True,
-                        css_sanitizer=CSSSanitizer(allowed_css_properties=["text-align"]))
+    return bleach.clean(
+        markup,
+        tags=TAGS,
+        attributes=allowed_attribute,
+        protocols={"http", "https", "mailto", "data"},
+        strip=True,
+        strip_comments=True,
+        css_sanitizer=CSSSanitizer(allowed_css_properties=["text-align"]),
+    )
 
 
 def render(source: str, attachments: dict) -> str:
     """The HTML of a markdown cell, as nbconvert's HTMLExporter (formgrader, feedback) makes it."""
-    renderer = IPythonRenderer(escape=False, attachments=attachments, embed_images=False, path="",
-                               anchor_link_text="¶", exclude_anchor_links=False)
+    renderer = IPythonRenderer(
+        escape=False,
+        attachments=attachments,
+        embed_images=False,
+        path="",
+        anchor_link_text="¶",
+        exclude_anchor_links=False,
+    )
     return strip_files_prefix(MarkdownWithMath(renderer=renderer).render(source))
 
 
@@ -158,8 +250,10 @@ def markdown_problems(source: str, attachments: dict) -> list[str]:
 
 def _clean_segment(text: str, attachments: dict) -> str:
     text = clean_html(text)
-    return _LINK_TARGET.sub(lambda m: m[0] if safe_url(m[2], "a") or safe_url(m[2], "img", attachments)
-                            else m[1] + "#", text)
+    return _LINK_TARGET.sub(
+        lambda m: m[0] if safe_url(m[2], "a") or safe_url(m[2], "img", attachments) else m[1] + "#",
+        text,
+    )
 
 
 def _keep_protected(match: re.Match) -> str:
@@ -172,7 +266,10 @@ def clean_markdown(source: str, attachments: dict) -> str:
     """``source`` with its HTML cleaned by bleach and unsafe link targets replaced by ``#``."""
     parts, start = [], 0
     for match in _PROTECTED.finditer(source):
-        parts += [_clean_segment(source[start:match.start()], attachments), _keep_protected(match)]
+        parts += [
+            _clean_segment(source[start : match.start()], attachments),
+            _keep_protected(match),
+        ]
         start = match.end()
     parts.append(_clean_segment(source[start:], attachments))
     return "".join(parts)
@@ -197,10 +294,16 @@ def sanitise_markdown(source: str, attachments: dict) -> tuple[str, list[str]]:
     reasons = markdown_problems(source, attachments)
     if not reasons:
         return source, []
-    note = (f"*[The grader removed markup that is not allowed here: {', '.join(reasons[:5])}"
-            f"{' and more' if len(reasons) > 5 else ''}.]*\n\n")
+    note = (
+        f"*[The grader removed markup that is not allowed here: {', '.join(reasons[:5])}"
+        f"{' and more' if len(reasons) > 5 else ''}.]*\n\n"
+    )
     # The cleaning's patterns are not linear in the worst case: a long cell is shown as text at once.
-    cleaned = [note + defang(clean_markdown(source, attachments))] if len(source) <= MAX_CLEANED_CHARS else []
+    cleaned = (
+        [note + defang(clean_markdown(source, attachments))]
+        if len(source) <= MAX_CLEANED_CHARS
+        else []
+    )
     for candidate in (*cleaned, note + as_text(defang(source))):
         if not markdown_problems(candidate, attachments):
             return candidate, reasons
@@ -210,8 +313,11 @@ def sanitise_markdown(source: str, attachments: dict) -> tuple[str, list[str]]:
 def _images(bundle) -> dict:
     if not isinstance(bundle, dict):
         return {}
-    return {mime: data for mime, data in bundle.items()
-            if mime in IMAGE_TYPES and isinstance(data, str) and _BASE64.fullmatch(data)}
+    return {
+        mime: data
+        for mime, data in bundle.items()
+        if mime in IMAGE_TYPES and isinstance(data, str) and _BASE64.fullmatch(data)
+    }
 
 
 def sanitise_attachments(cell) -> list[str]:
@@ -223,8 +329,11 @@ def sanitise_attachments(cell) -> list[str]:
         del cell["attachments"]
         return ["attachments that were not an object"]
     kept = {name: _images(bundle) for name, bundle in attachments.items() if _images(bundle)}
-    reasons = [f"attachment {_word(name)} (only PNG, JPEG and GIF images are kept)"
-               for name, bundle in attachments.items() if kept.get(name) != bundle]
+    reasons = [
+        f"attachment {_word(name)} (only PNG, JPEG and GIF images are kept)"
+        for name, bundle in attachments.items()
+        if kept.get(name) != bundle
+    ]
     if kept:
         cell["attachments"] = kept
     else:
@@ -243,7 +352,9 @@ class SanitiseMarkdown(NbGraderPreprocessor):
     """Make each markdown and raw cell of a submission safe to show in a browser (see the module)."""
 
     def preprocess_cell(self, cell, resources, index):
-        if cell.cell_type not in ("markdown", "raw") or ("nbgrader" in cell.metadata and is_locked(cell)):
+        if cell.cell_type not in ("markdown", "raw") or (
+            "nbgrader" in cell.metadata and is_locked(cell)
+        ):
             return cell, resources
         _template_metadata(cell)
         source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
@@ -257,6 +368,11 @@ class SanitiseMarkdown(NbGraderPreprocessor):
             reasons += problems
         if reasons:
             info = resources.get("nbgrader", {})
-            self.log.warning("%s, cell %s: %s sanitised: %s", info.get("student", "submission"), index,
-                             cell.cell_type, "; ".join(reasons[:10]))
+            self.log.warning(
+                "%s, cell %s: %s sanitised: %s",
+                info.get("student", "submission"),
+                index,
+                cell.cell_type,
+                "; ".join(reasons[:10]),
+            )
         return cell, resources

@@ -18,23 +18,31 @@ class TextAndImagesOnly(NbGraderPreprocessor):
     ``max_image_bytes`` is dropped too (cut to the output byte cap it would only show as broken).
     """
 
-    max_image_bytes = Integer(20_000, help="Largest PNG/JPEG (base64 characters) kept in an output.").tag(
-        config=True)
+    max_image_bytes = Integer(
+        20_000, help="Largest PNG/JPEG (base64 characters) kept in an output."
+    ).tag(config=True)
 
     def _keep(self, mime, value) -> bool:
-        return (mime in KEPT_MIME_TYPES and isinstance(value, str)
-                and (mime == "text/plain" or len(value) <= self.max_image_bytes))
+        return (
+            mime in KEPT_MIME_TYPES
+            and isinstance(value, str)
+            and (mime == "text/plain" or len(value) <= self.max_image_bytes)
+        )
 
     def preprocess_cell(self, cell, resources, index):
         for output in cell.get("outputs", []):
             if "data" not in output:
                 continue
-            kept = {mime: value for mime, value in output["data"].items() if self._keep(mime, value)}
+            kept = {
+                mime: value for mime, value in output["data"].items() if self._keep(mime, value)
+            }
             dropped = sorted(set(output["data"]) - set(kept))
             if dropped:
                 text = kept.get("text/plain", "")
-                note = (f"[{', '.join(dropped)} output removed by the grader: only text and PNG/JPEG "
-                        f"images up to {self.max_image_bytes} bytes are kept]")
+                note = (
+                    f"[{', '.join(dropped)} output removed by the grader: only text and PNG/JPEG "
+                    f"images up to {self.max_image_bytes} bytes are kept]"
+                )
                 kept["text/plain"] = f"{text}\n{note}" if text else note
             output["data"] = kept
             output["metadata"] = {}

@@ -33,14 +33,20 @@ def _student_outputs(outputs) -> list:
 def verdict_output(verdict: Verdict, points: float):
     """The output nbgrader reads the score from: nothing else in the cell can be an error or a result."""
     if verdict.fraction >= 1:
-        return nbformat.v4.new_output("stream", name="stdout", text=f"Graded: passed ({points:g} of {points:g} "
-                                      "points)\n")
+        return nbformat.v4.new_output(
+            "stream", name="stdout", text=f"Graded: passed ({points:g} of {points:g} points)\n"
+        )
     if verdict.fraction <= 0:
-        return nbformat.v4.new_output("error", ename="Failed", evalue=verdict.message,
-                                      traceback=[f"Failed: {verdict.message}"])
+        return nbformat.v4.new_output(
+            "error",
+            ename="Failed",
+            evalue=verdict.message,
+            traceback=[f"Failed: {verdict.message}"],
+        )
     earned = round(verdict.fraction * points, 3)
-    return nbformat.v4.new_output("execute_result", execution_count=None,
-                                  data={"text/plain": f"{earned:g}"})
+    return nbformat.v4.new_output(
+        "execute_result", execution_count=None, data={"text/plain": f"{earned:g}"}
+    )
 
 
 class TrustedGrades(NbGraderPreprocessor):
@@ -69,13 +75,19 @@ class TrustedGrades(NbGraderPreprocessor):
         results = {name: value for name, value in gathered.items() if isinstance(value, list)}
         reasons = {name: value for name, value in gathered.items() if isinstance(value, str)}
         checks = plan.checks if plan is not None else {}
-        code_cells = [dict(source=cell.source, metadata=dict(cell.metadata)) for cell in nb.cells
-                      if cell.cell_type == "code"]
+        code_cells = [
+            dict(source=cell.source, metadata=dict(cell.metadata))
+            for cell in nb.cells
+            if cell.cell_type == "code"
+        ]
         context = Context({p.name: p for p in plan.probes} if plan else {}, results, code_cells)
         for cell in nb.cells:
             if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
                 continue
             meta = cell.metadata["nbgrader"]
             verdict = self._verdict(checks.get(meta["grade_id"]), context, reasons)
-            cell.outputs = [verdict_output(verdict, float(meta["points"])), *_student_outputs(cell.outputs)]
+            cell.outputs = [
+                verdict_output(verdict, float(meta["points"])),
+                *_student_outputs(cell.outputs),
+            ]
         return nb, resources
