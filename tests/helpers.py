@@ -296,3 +296,28 @@ def nbgrader_db(
         text=True,
         timeout=timeout,
     )
+
+
+# --------------------------------------------------------------------------- mistakes, browsers
+
+
+def with_mistake(
+    course: Course, assignment: str, notebook: str, wanted: str, old: str, new: str
+) -> dict:
+    """The reference solution of every cell, with ``old`` replaced by ``new`` in solution cell
+    ``wanted``: one plausible mistake, made in the solution as it is today."""
+    body = solution_body(find_cell(course.source_notebook(assignment, notebook), wanted))
+    assert old in body, (
+        f"{assignment}: the solution cell {wanted!r} no longer contains {old!r}; update the case"
+    )
+    return course.submission(assignment, notebook, {wanted: body.replace(old, new, 1)}, honest=True)
+
+
+# Debian's Chromium (scripts/install-system-packages.sh), as tests/test_site_browser.py launches it.
+CHROMIUM = Path(os.environ.get("CNNBOOK_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+]

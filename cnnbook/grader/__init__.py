@@ -106,3 +106,7 @@ def configure(
         HideTracebacks,
         CSSHTMLHeaderPreprocessor,
     ]
+    # The page itself: named score rows, long lines wrapped (cnnbook/grader/feedback_page/).
+    from cnnbook.grader.feedback_page import configure_feedback_page
+
+    configure_feedback_page(c)

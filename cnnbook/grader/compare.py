@@ -1,11 +1,15 @@
-"""The trusted comparison: a student's results (plain data) against the grader's own expected values.
+"""The trusted comparison: a student's results (plain data) against the grader's own expected
+values.
 
-Each function returns ``None`` when the results are right, or a message in fixed words that names the
-mistake when it is one the grader knows (what a known mistake would have returned is computed here,
-in the grader's process). Messages name the call by its inputs and never show an expected value.
+Each function returns ``None`` when the results are right, or a message in fixed words that names
+the mistake when it is one the grader knows (what a known mistake would have returned is computed
+here, in the grader's process). Messages name the call by its inputs and never show an expected
+value.
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 import numpy as np
 
@@ -33,7 +37,8 @@ def describe(result: Result) -> str:
 
 
 def close(result: Result, expected) -> bool:
-    """``result`` holds numbers of ``expected``'s shape, each within :data:`ATOL` (NaN never matches)."""
+    """``result`` holds numbers of ``expected``'s shape, each within :data:`ATOL` (NaN never
+    matches)."""
     got = result.array()
     expected = np.asarray(expected, dtype=float)
     return (
@@ -41,6 +46,19 @@ def close(result: Result, expected) -> bool:
         and got.shape == expected.shape
         and bool(np.allclose(got, expected, atol=ATOL))
     )
+
+
+class Named(str):
+    """A message that names a known mistake (``mistake``, its fixed words): :func:`first_failure`
+    shows one of these, when a call gave one, before a bare "wrong values" or an exception."""
+
+    mistake = ""
+
+
+def _named(text: str, mistake: str) -> Named:
+    named = Named(text)
+    named.mistake = mistake
+    return named
 
 
 def array_mistake(result: Result, expected, mistakes=(), call: str = "your function") -> str | None:
@@ -58,10 +76,14 @@ def array_mistake(result: Result, expected, mistakes=(), call: str = "your funct
     for message, value in mistakes:
         if isinstance(value, tuple):
             if got.shape == value:
-                return f"{call}: wrong output shape {got.shape}: {message}"
+                return _named(f"{call}: wrong output shape {got.shape}: {message}", message)
         elif close(result, value):
-            return f"{call}: {message}"
+            return _named(f"{call}: {message}", message)
     return _layout_mistake(got, expected, call) or _generic(got, expected, call)
+
+
+CHANNELS_FIRST = "channels last: the output is (N, H_out, W_out, C), yours is channels-first"
+HW_SWAPPED = "height and width are swapped (arrays are (N, H, W, C): rows first, then columns)"
 
 
 def _layout_mistake(got, expected, call) -> str | None:
@@ -69,12 +91,13 @@ def _layout_mistake(got, expected, call) -> str | None:
         return None
     first = expected.transpose(0, 3, 1, 2)
     if got.shape == first.shape != expected.shape and np.allclose(got, first, atol=ATOL):
-        return f"{call}: channels last: the output is (N, H_out, W_out, C), yours is channels-first"
-    if got.shape == expected.transpose(0, 2, 1, 3).shape != expected.shape:
-        return (
-            f"{call}: wrong output shape {got.shape}: height and width are swapped "
-            "(arrays are (N, H, W, C): rows first, then columns)"
-        )
+        return _named(f"{call}: {CHANNELS_FIRST}", CHANNELS_FIRST)
+    swapped = expected.transpose(0, 2, 1, 3)
+    if got.shape == swapped.shape != expected.shape:
+        return _named(f"{call}: wrong output shape {got.shape}: {HW_SWAPPED}", HW_SWAPPED)
+    # A square output shows the swap in its values only.
+    if got.shape == swapped.shape and np.allclose(got, swapped, atol=ATOL):
+        return _named(f"{call}: {HW_SWAPPED}", HW_SWAPPED)
     return None
 
 
@@ -86,7 +109,8 @@ def _generic(got, expected, call) -> str:
 
 
 def int_mistake(result: Result, expected: int, call: str, rule: str = "") -> str | None:
-    """None when ``result`` is the int ``expected``; else why not (the rule, never the expected value)."""
+    """None when ``result`` is the int ``expected``; else why not (the rule, never the expected
+    value)."""
     if result.kind == "int" and result.value == expected:
         return None
     if result.kind in ("float", "bool", "array", "str"):
@@ -105,7 +129,9 @@ def raised(result: Result, exception: str) -> bool:
 def first_failure(pairs, mistake_of, many: bool = False):
     """A Verdict for a group of calls: passed when ``mistake_of(call, result)`` is None for each.
 
-    Otherwise the first failing call's message; with ``many`` (random cases) it says how many failed.
+    Otherwise the first failing call's message that names a mistake (:class:`Named`; with
+    ``many``, random cases, the mistake most calls name), else the first failing call's message;
+    with ``many`` it also says how many failed.
     """
     from cnnbook.grader.plan import Verdict
 
@@ -115,4 +141,12 @@ def first_failure(pairs, mistake_of, many: bool = False):
     if not failures:
         return Verdict.passed()
     count = f" ({len(failures)} of {len(pairs)} cases were wrong)" if many else ""
-    return Verdict.failed(failures[0] + count)
+    # A message that names the mistake, when any call's does: a case that only shows "wrong
+    # values" must not hide the one that says why. The visible tests' cases come in the order the
+    # student reads them (the first named one); random cases, drawn in any order, give the mistake
+    # most of them name, so that one whose wrong shape happens to be another mistake's does not.
+    named = [message for message in failures if isinstance(message, Named)]
+    if named and many:
+        most = Counter(message.mistake for message in named).most_common(1)[0][0]
+        named = [message for message in named if message.mistake == most]
+    return Verdict.failed((named or failures)[0] + count)

@@ -112,9 +112,10 @@ def _shape_mistakes(x, w, stride, padding, expected_shape):
         ((n, expected_shape[1], expected_shape[2], 1), C_OUT),
     ]
     if padding.lower() == "same":
+        # The same padding on every side (k // 2 or (k - 1) // 2 per axis), then the stride.
         shapes += [(valid, SAME_SIZE)] + [
-            ((n, h + 2 * p - kh + 1, wd + 2 * p - kw + 1, w.shape[3]), SAME_SIZE)
-            for p in ((kh - 1) // 2, kh // 2)
+            ((n, (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1, w.shape[3]), SAME_SIZE)
+            for ph, pw in (((kh - 1) // 2, (kw - 1) // 2), (kh // 2, kw // 2))
         ]
     else:
         shapes += [((n, valid[1] - 1, valid[2] - 1, w.shape[3]), ONE_EARLY)]
