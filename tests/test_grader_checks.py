@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cnnbook.grader import sourcescan, wire
-from cnnbook.grader.checks import ps1_convolution, ps2_pooling
+from cnnbook.grader.checks import ps1_convolution, ps2_pooling, ps3_mnist
 from cnnbook.grader.inprocess import judge_namespace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +25,7 @@ PS = {
     "ps1": ("solutions/ps1-convolution/convolution.ipynb", ps1_convolution),
     "ps2": ("solutions/ps2-pooling/pooling.ipynb", ps2_pooling),
 }
+PS3_NOTEBOOK = "solutions/ps3-mnist/mnist_cnn.ipynb"
 SOLVED = {
     "ps1": ("edge_map", "output_size", "conv2d", "conv2d_params"),
     "ps2": ("max_pool2d", "avg_pool2d"),
@@ -32,7 +33,8 @@ SOLVED = {
 
 
 def notebook(ps: str, folder: str = "solutions") -> dict:
-    return json.loads((ROOT / PS[ps][0].replace("solutions", folder, 1)).read_text())
+    path = PS3_NOTEBOOK if ps == "ps3" else PS[ps][0]
+    return json.loads((ROOT / path.replace("solutions", folder, 1)).read_text())
 
 
 def cell(ps: str, grade_id: str, folder: str = "solutions") -> str:
@@ -402,6 +404,22 @@ POOL_MISTAKES = {
         ],
         "stride=None means stride = pool_size",
     ),
+    "VALID keeps the incomplete last window": (
+        wrong(
+            POOL_SOLUTION,
+            "count, before = (n - k) // s + 1, 0",
+            "count, before = -(-(n - k) // s) + 1, 0",
+        ),
+        "test_max_pool_stride_and_shapes",
+        "VALID drops the incomplete last window",
+        [
+            "test_avg_pool_examples",
+            "test_avg_pool_valid_padding",
+            "test_max_pool_stride_and_shapes",
+            "test_max_pool_valid_padding",
+        ],
+        "VALID drops the incomplete last window",
+    ),
     "top-left SAME in pooling": (
         wrong(
             POOL_SOLUTION,
@@ -415,11 +433,17 @@ POOL_MISTAKES = {
             "test_avg_pool_random_cases",
             "test_max_pool_random_cases",
             "test_max_pool_seed_example",
-            "test_max_pool_stride_and_shapes",
         ],
         "yours is at the top/left",
     ),
 }
+CONV_MISTAKES["flipped edge_map"] = (
+    CONV_SOLUTION + "\nedge_map = np.zeros((5, 5))\nedge_map[:, 2] = -2\n",
+    "test_edge_map_values",
+    "edge_map: you flipped the filter (true convolution)",
+    ["test_edge_map_values"],
+    "you flipped the filter",
+)
 MISTAKES = {
     **{("ps1", k): v for k, v in CONV_MISTAKES.items()},
     **{("ps2", k): v for k, v in POOL_MISTAKES.items()},
@@ -444,6 +468,16 @@ def test_grader_names_the_mistake_and_takes_only_its_points(ps, mistake):
     assert named, {gid: verdicts[gid].message for gid in failed}
 
 
+def test_a_same_side_mistake_costs_in_ps2_about_what_it_costs_in_ps1():
+    """SAME's odd row on the top/left: 7 of ps1's 18 points, 8 of ps2's 18 (12 of 14 before ps2's
+    VALID cells, when every cell of ps2 mixed VALID and SAME cases)."""
+    ps1 = grade("ps1", extra=PS1_REST + "\n" + MISTAKES["ps1", "top-left SAME"][0])
+    ps2 = grade("ps2", extra=MISTAKES["ps2", "top-left SAME in pooling"][0])
+    assert (points("ps1", ps1), points("ps2", ps2)) == (18 - 7, 18 - 8)
+    valid = grade("ps2", extra=MISTAKES["ps2", "VALID keeps the incomplete last window"][0])
+    assert points("ps2", valid) == 18 - 10
+
+
 def test_output_size_verdict_gives_the_rule_not_the_answer():
     verdicts = grade(
         "ps1",
@@ -455,6 +489,29 @@ def test_output_size_verdict_gives_the_rule_not_the_answer():
     assert lost(verdicts) == ["test_output_size_all_sizes", "test_output_size_examples"]
     message = verdicts["test_output_size_examples"].message
     assert message == "output_size(3, 2, 1, 'same') returned a wrong value: SAME: ceil(n / stride)"
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("edge_map = np.zeros((5, 5)); edge_map[:, 2] = 2", None),
+        (
+            "edge_map = np.zeros((5, 5)); edge_map[:, 3] = 2",
+            "only a window whose two columns differ",
+        ),
+        ("edge_map = np.zeros((5, 5)); edge_map[2, 2] = 2", "every row should be the same"),
+        ("edge_map = np.full((5, 5), 0.5)", "every value of edge_map is a whole number"),
+    ],
+)
+def test_the_visible_edge_map_test_checks_values_without_giving_them(source, message):
+    ns = namespace("ps1", extra=source)
+    test = cell("ps1", "test_edge_map_values")
+    assert "[:, 2]" not in test and "2, 2" not in test and "0, 0, 2" not in test
+    if message is None:
+        run_cell(test, ns)
+    else:
+        with pytest.raises(AssertionError, match=message):
+            run_cell(test, ns)
 
 
 def test_edge_map_verdicts_name_a_flipped_filter_and_a_wrong_shape():
@@ -648,3 +705,125 @@ def test_kernel_data_is_checked_field_by_field(case):
     assert (records if records is None else [r.kind for r in records]) == kinds
     if case == "good records":
         assert records[0].value.tolist() == [1.0, 2.0] and records[1].value == 3
+
+
+# --- ps3: the visible test and the grader agree on the output layer, the loss and the metric ----
+
+
+def _ps3_model(keras, case: str):
+    """A small compiled model for one of OUTPUT_AND_LOSS's cases (and one without the metric)."""
+    layers, losses = keras.layers, keras.losses
+    last = {
+        "softmax": [layers.Dense(10, activation="softmax")],
+        "logits": [layers.Dense(10)],
+        "Softmax layer": [layers.Dense(10), layers.Softmax()],
+        "Activation": [layers.Dense(10), layers.Activation("softmax")],
+    }
+    output, loss = case.split(" + ")
+    loss = {
+        "string": "sparse_categorical_crossentropy",
+        "from_logits": losses.SparseCategoricalCrossentropy(from_logits=True),
+        "function": losses.sparse_categorical_crossentropy,
+        "no metric": "sparse_categorical_crossentropy",
+    }[loss]
+    inputs = keras.Input((28, 28, 1))
+    x = layers.Flatten()(layers.Conv2D(4, 3)(inputs))
+    for layer in last[output.removeprefix("functional ")]:
+        x = layer(x)
+    model = keras.Model(inputs, x)
+    if not output.startswith("functional"):
+        model = keras.Sequential([keras.Input((28, 28, 1)), *model.layers[1:]])
+    metrics = [] if case.endswith("no metric") else ["accuracy"]
+    model.compile("adam", loss, metrics=metrics)
+    return model
+
+
+def _ps3_visible_test(keras, model) -> str | None:
+    """The ps3 notebook's visible test of build_model() on ``model``: None or its message."""
+    ns = {"np": np, "keras": keras, "build_model": lambda: model}
+    try:
+        run_cell(cell("ps3", "test_build_model_is_small_compiled_cnn"), ns)
+    except AssertionError as failure:
+        return str(failure)
+    return None
+
+
+OUTPUT_AND_LOSS = {
+    "softmax + string": None,
+    "Softmax layer + function": None,
+    "functional Activation + string": None,
+    "logits + from_logits": None,
+    "logits + string": ps3_mnist.LOGITS_WITH_PROBABILITY_LOSS,
+    "functional logits + function": ps3_mnist.LOGITS_WITH_PROBABILITY_LOSS,
+    "softmax + from_logits": ps3_mnist.SOFTMAX_WITH_LOGITS_LOSS,
+    "Softmax layer + from_logits": ps3_mnist.SOFTMAX_WITH_LOGITS_LOSS,
+}
+
+
+@pytest.mark.parametrize("case", list(OUTPUT_AND_LOSS))
+def test_ps3_output_layer_and_loss_agree_in_the_visible_test_and_the_grader(tf, case):
+    keras = tf.keras
+    model = _ps3_model(keras, case)
+    description = json.dumps(
+        {"config": model.to_json(), "compile": json.dumps(model.get_compile_config())}
+    )
+    expected = OUTPUT_AND_LOSS[case]
+    assert ps3_mnist.output_loss_problem(description) == expected
+    visible = _ps3_visible_test(keras, model)
+    assert visible is None if expected is None else expected in visible, visible
+
+
+def test_ps3_visible_test_requires_the_accuracy_metric_as_the_grader_does(tf):
+    from cnnbook.grader import trainer
+
+    model = _ps3_model(tf.keras, "softmax + no metric")
+    assert 'pass metrics=["accuracy"]' in _ps3_visible_test(tf.keras, model)
+    compiled = model.get_compile_config()
+    assert trainer.compile_problems(json.loads(json.dumps(compiled))) == [
+        'the model is compiled without the accuracy metric: pass metrics=["accuracy"]'
+    ]
+
+
+def test_no_graded_cell_ends_in_a_bare_expression():
+    """nbgrader reads a graded cell's last value as partial credit: an array there makes validate
+    warn that it cannot be converted to a float, a number above the cell's points crashes it."""
+    import ast
+
+    for path in sorted((ROOT / "solutions").glob("*/*.ipynb")):
+        for c in json.loads(path.read_text())["cells"]:
+            if c["cell_type"] != "code" or not c["metadata"].get("nbgrader", {}).get("grade"):
+                continue
+            last = ast.parse("".join(c["source"])).body[-1]
+            returns_none = (
+                isinstance(last, ast.Expr)
+                and isinstance(last.value, ast.Call)
+                and getattr(last.value.func, "id", None) == "check_result"
+            )
+            assert not isinstance(last, ast.Expr) or returns_none, (
+                f"{path.name}: {c['metadata']['nbgrader']['grade_id']} ends in a bare expression"
+            )
+
+
+@pytest.mark.slow
+def test_ps3_grader_rebuilds_but_does_not_train_a_model_whose_output_and_loss_disagree(tf):
+    """The trainer's child checks the model (TensorFlow's import: a few seconds) and trains nothing;
+    the first cell names the mistake, the accuracy cells say why nothing was trained."""
+    from cnnbook.grader.plan import Context
+
+    model = _ps3_model(tf.keras, "logits + string")
+    description = json.dumps(
+        {"config": model.to_json(), "compile": json.dumps(model.get_compile_config())}
+    )
+    result = wire.Result("str", description)
+    context = Context({p.name: p for p in ps3_mnist.probes(None)}, {"build_model": [result]}, [])
+    verdicts = {check.grade_id: check.judge(context) for check in ps3_mnist.CHECKS}
+    run = context.cache[ps3_mnist.CACHE_KEY]
+    assert run["accuracy"] is None and run["model_problems"] == [
+        ps3_mnist.LOGITS_WITH_PROBABILITY_LOSS
+    ]
+    first = verdicts.pop("test_build_model_is_small_compiled_cnn")
+    assert first.message == f"build_model(): {ps3_mnist.LOGITS_WITH_PROBABILITY_LOSS}"
+    assert all(
+        v.fraction == 0 and v.message.startswith("the grader trains only a model that passes")
+        for v in verdicts.values()
+    )

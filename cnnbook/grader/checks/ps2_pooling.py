@@ -3,6 +3,10 @@
 Expected values come from an independent reference (pad with NaN, stack one strided slice per window
 offset, reduce ignoring NaN), which tests/test_grader_checks.py proves equal to ``tf.nn.max_pool2d``
 and ``tf.nn.avg_pool2d``; what known mistakes return is computed the same way.
+
+VALID padding has a cell of its own per function (visible cases and random VALID cases, every
+stride given), and the random cells draw SAME cases only: one SAME mistake in a helper both
+functions share costs the SAME cells (8 of 18 points), not every cell.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from cnnbook.grader.plan import Call, Check, Probe, Verdict
 
 NOTEBOOK = "pooling"
 HIDDEN_PACKAGES = ps1_convolution.HIDDEN_PACKAGES  # numpy only, as in ps1
-RANDOM_CASES = 60
+RANDOM_CASES = 60  # SAME padding, per function
+VALID_RANDOM_CASES = 40  # VALID padding, per function, in the VALID cells
 CELL_SECONDS, NOTEBOOK_SECONDS = (
     ps1_convolution.CELL_SECONDS,
     ps1_convolution.NOTEBOOK_SECONDS,
@@ -38,7 +43,8 @@ CHANNELS = "pool each channel separately: the output keeps the input's channels"
 
 
 def pool2d(x, k, s, padding, reduce, fill=np.nan, odd_first=False):
-    """Independent reference: pad with ``fill``, one strided slice per window offset, reduce ignoring NaN."""
+    """Independent reference: pad with ``fill``, one strided slice per window offset, reduce
+    ignoring NaN."""
     x = np.asarray(x, float)
     kh, kw = pair(k)
     sh, sw = pair((kh, kw) if s is None else s)
@@ -139,7 +145,6 @@ def _max_visible():
         "stride",
         [
             ("5x5", (five,), {}),
-            ("5x5, 2, padding='same'", (five, 2), {"padding": "same"}),
             ("5x5, 3, 2", (five, 3, 2), {}),
             ("x of shape (2, 14, 14, 3), 2", (np.ones((2, 14, 14, 3)), 2), {}),
             (
@@ -149,8 +154,31 @@ def _max_visible():
             ),
         ],
     )
+    # Its shape only: SAME's values are the seed and random cells' job, so that a SAME mistake does
+    # not cost this cell too.
+    same_shape = _calls(
+        "max_pool2d", "same_shape", [("5x5, 2, padding='same'", (five, 2), {"padding": "same"})]
+    )
     full = _calls("max_pool2d", "full", [("5x5, padding='full'", (five,), {"padding": "full"})])
-    return seed + stride + full
+    return seed + stride + same_shape + full + _valid_visible("max_pool2d")
+
+
+def _valid_visible(function):
+    """The VALID cells' visible cases (the same inputs for both functions)."""
+    x = np.array(
+        [[3, -1, 4, -1, 5], [-9, 2, -6, 5, -3], [5, -8, 9, -7, 9], [-3, 2, -3, 8, -4]], dtype=float
+    ).reshape(1, 4, 5, 1)
+    cases = [
+        ("4x5, 2, 1, 'valid'", (x, 2, 1, "valid"), {}),
+        ("4x5, (2, 3), (2, 1), 'VALID'", (x, (2, 3), (2, 1), "VALID"), {}),
+    ]
+    if function == "max_pool2d":
+        cases.append(("x with 2 channels, 2, 2", (np.concatenate([x, -x], axis=3), 2, 2), {}))
+    else:
+        cases.insert(
+            0, ("5x5, 2, 2", (np.arange(1, 26, dtype=float).reshape(1, 5, 5, 1), 2, 2), {})
+        )
+    return _calls(function, "valid", cases)
 
 
 def _avg_visible():
@@ -166,22 +194,24 @@ def _avg_visible():
         ],
     )
     full = _calls("avg_pool2d", "full", [("5x5, padding='full'", (five,), {"padding": "full"})])
-    return examples + full
+    return _valid_visible("avg_pool2d") + examples + full
 
 
-def _random_calls(function, rng):
+def _random_calls(function, rng, group="random", paddings=("same", "Same", "SAME"), count=None):
+    """Random cases with these paddings; the SAME and the VALID cells each get their own."""
     calls = []
-    for case in range(RANDOM_CASES):
+    for case in range(RANDOM_CASES if count is None else count):
         k = (
             int(rng.integers(1, 4))
             if rng.random() < 0.6
             else tuple(int(v) for v in rng.integers(1, 4, size=2))
         )
         kh, kw = pair(k)
+        # The VALID cells give every stride explicitly: stride=None is the other cells' job.
         s = [None, int(rng.integers(1, 4)), tuple(int(v) for v in rng.integers(1, 4, size=2))][
-            case % 3
+            case % 3 if group != "valid" else 1 + case % 2
         ]
-        padding = str(rng.choice(["valid", "VALID", "same", "Same"]))
+        padding = str(rng.choice(paddings))
         x = rng.normal(
             size=(
                 int(rng.integers(1, 3)),
@@ -191,8 +221,14 @@ def _random_calls(function, rng):
             )
         )
         label = f"{function}(x of shape {x.shape}, pool_size={k}, stride={s}, padding={padding!r})"
-        calls.append(Call((x, k, s, padding), {}, label, "random"))
+        calls.append(Call((x, k, s, padding), {}, label, group))
     return calls
+
+
+def _valid_random_calls(function, rng):
+    return _random_calls(
+        function, rng, "valid", ("valid", "VALID", "Valid"), count=VALID_RANDOM_CASES
+    )
 
 
 def probes(rng) -> list[Probe]:
@@ -200,13 +236,15 @@ def probes(rng) -> list[Probe]:
     return [
         Probe(
             "max_pool2d",
-            with_other_values(_max_visible(), rng, ("seed", "stride"))
-            + _random_calls("max_pool2d", rng),
+            with_other_values(_max_visible(), rng, ("seed", "stride", "valid"))
+            + _random_calls("max_pool2d", rng)
+            + _valid_random_calls("max_pool2d", rng),
         ),
         Probe(
             "avg_pool2d",
-            with_other_values(_avg_visible(), rng, ("examples",))
-            + _random_calls("avg_pool2d", rng),
+            with_other_values(_avg_visible(), rng, ("examples", "valid"))
+            + _random_calls("avg_pool2d", rng)
+            + _valid_random_calls("avg_pool2d", rng),
         ),
     ]
 
@@ -221,11 +259,31 @@ def _group(function, group, many=False):
     return judge
 
 
+def _shape_mistake(call, result):
+    """SAME's size only (the values are judged by the SAME cells)."""
+    x, k, s, padding = _arguments(call)
+    expected_shape = pool2d(x, k, s, padding, np.nanmax).shape
+    got = result.array()
+    if got is None:
+        return f"{call.label} {compare.describe(result)}"
+    if got.shape == expected_shape:
+        return None
+    named = [
+        m for m, shape in _shape_mistakes(x, k, s, padding, expected_shape) if shape == got.shape
+    ]
+    return f"{call.label}: wrong output shape {got.shape}" + (f": {named[0]}" if named else "")
+
+
 def _with_bad_padding(function, group):
-    """The group's cases, and padding='full' raising ValueError."""
+    """The group's cases (and SAME's output shape, when there is such a case), and padding='full'
+    raising ValueError."""
 
     def judge(ctx) -> Verdict:
         verdict = _group(function, group)(ctx)
+        if verdict.fraction < 1:
+            return verdict
+        shapes = [pair for pair in ctx.pairs(function) if pair[0].group == "same_shape"]
+        verdict = compare.first_failure(shapes, _shape_mistake) if shapes else verdict
         if verdict.fraction < 1:
             return verdict
         ((call, result),) = ctx.pairs(function, "full")
@@ -243,8 +301,10 @@ CHECKS = [
     Check(
         "test_max_pool_stride_and_shapes", _with_bad_padding("max_pool2d", "stride"), "max_pool2d"
     ),
+    Check("test_max_pool_valid_padding", _group("max_pool2d", "valid", many=True), "max_pool2d"),
     Check("test_max_pool_random_cases", _group("max_pool2d", "random", many=True), "max_pool2d"),
     Check("test_max_pool_numpy_only", numpy_only("max_pool2d", "seed"), "max_pool2d"),
+    Check("test_avg_pool_valid_padding", _group("avg_pool2d", "valid", many=True), "avg_pool2d"),
     Check("test_avg_pool_examples", _with_bad_padding("avg_pool2d", "examples"), "avg_pool2d"),
     Check("test_avg_pool_random_cases", _group("avg_pool2d", "random", many=True), "avg_pool2d"),
     Check("test_avg_pool_numpy_only", numpy_only("avg_pool2d", "examples"), "avg_pool2d"),

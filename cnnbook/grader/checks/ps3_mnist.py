@@ -1,4 +1,4 @@
-"""ps3-mnist (mnist_cnn.ipynb): the grader rebuilds, trains and evaluates the student's model itself.
+"""ps3-mnist (mnist_cnn.ipynb): the grader rebuilds, trains and evaluates the student's model.
 
 The student's kernel only turns ``build_model()``'s model into its Keras configuration (JSON); the
 grader's child process (:mod:`cnnbook.grader.trainer`) rebuilds it from Keras's own classes, checks
@@ -14,17 +14,29 @@ from cnnbook.grader.plan import Call, Check, Context, Probe, Verdict
 
 NOTEBOOK = "mnist_cnn"
 HIDDEN_PACKAGES = ()  # the student's model needs TensorFlow
-# The graded training runs in the grader's process, after the notebook: time the batch runner allows.
+# The graded training runs in the grader's process, after the notebook: time the batch runner
+# allows.
 GRADER_SECONDS = trainer.DEFAULT_LIMITS["wall_seconds"]
-# The notebook only builds the model (read by cnnbook.grader.plan.Plan). Its slowest cell, the import of
-# TensorFlow, took 2.5-3.6 s in the sandbox on 2 busy cores, the whole reference notebook 5-8 s; 60 s per cell
-# leaves room for a cold disk cache and a busy machine. The notebook's 240 s hold three cells that loop
-# (or train a model of the student's own), the kernel restarts after them, each re-importing TensorFlow,
-# and the probe cell.
+# The notebook only builds the model (read by cnnbook.grader.plan.Plan). Its slowest cell, the
+# import of TensorFlow, took 2.5-3.6 s in the sandbox on 2 busy cores, the whole reference notebook
+# 5-8 s; 60 s per cell leaves room for a cold disk cache and a busy machine. The notebook's 240 s
+# hold three cells that loop (or train a model of the student's own), the kernel restarts after
+# them, each re-importing TensorFlow, and the probe cell.
 CELL_SECONDS = 60
 NOTEBOOK_SECONDS = 240
 CALL = "build_model()"
 CACHE_KEY = "ps3_graded_training"
+# The visible test of build_model() gives the same two sentences (solutions/ps3-mnist).
+LOGITS_WITH_PROBABILITY_LOSS = (
+    'the output layer gives logits (no softmax) but loss="sparse_categorical_crossentropy" expects '
+    'probabilities: end with Dense(10, activation="softmax"), or compile with '
+    "loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)"
+)
+SOFTMAX_WITH_LOGITS_LOSS = (
+    "the output layer applies softmax but the loss is compiled with from_logits=True, which "
+    'expects logits: compile with loss="sparse_categorical_crossentropy", or end with Dense(10) '
+    "and no softmax"
+)
 
 
 def probes(rng) -> list[Probe]:
@@ -47,8 +59,80 @@ def _kernel_problem(result) -> str | None:
     return f"{CALL} {describe(result)}"
 
 
+def _config(node) -> dict:
+    """A serialised object's "config" (an empty dict when it has none or is not an object)."""
+    config = node.get("config") if isinstance(node, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def _last_layer(model: dict) -> dict | None:
+    """The serialised layer that gives a Sequential or functional model's output (None: unknown)."""
+    layers = [layer for layer in _config(model).get("layers") or [] if isinstance(layer, dict)]
+    if model.get("class_name") == "Sequential":
+        layers = [layer for layer in layers if layer.get("class_name") != "InputLayer"]
+        return layers[-1] if layers else None
+    outputs = _config(model).get("output_layers")
+    if isinstance(outputs, list) and len(outputs) == 1 and isinstance(outputs[0], list):
+        outputs = outputs[0]
+    name = outputs[0] if isinstance(outputs, list) and outputs else None
+    named = [layer for layer in layers if (layer.get("name") or _config(layer).get("name")) == name]
+    return named[0] if name is not None and len(named) == 1 else None
+
+
+def output_gives(model: dict, depth: int = 0) -> str | None:
+    """ "probabilities" when the model's last layer applies softmax, "logits" when it applies no
+    activation, None otherwise (another activation, or a layer this reading does not know)."""
+    layer = _last_layer(model)
+    if layer is None or depth > 8:
+        return None
+    if layer.get("class_name") in ("Sequential", "Functional"):
+        return output_gives(layer, depth + 1)
+    if layer.get("class_name") == "Softmax":
+        return "probabilities"
+    activation = _config(layer).get("activation")
+    if isinstance(activation, dict):  # a function serialised as an object
+        activation = activation.get("config")
+    return {"softmax": "probabilities", "linear": "logits"}.get(activation)
+
+
+def loss_expects(loss) -> str | None:
+    """What the sparse cross-entropy loss, as serialised, expects: "probabilities" or "logits"."""
+    name = "sparse_categorical_crossentropy"
+    if loss == name or (isinstance(loss, dict) and loss.get("config") == name):
+        return "probabilities"  # the string, or the function: from_logits=False
+    if isinstance(loss, dict) and loss.get("class_name") == "SparseCategoricalCrossentropy":
+        from_logits = _config(loss).get("from_logits")
+        return "logits" if from_logits is True else "probabilities"
+    return None
+
+
+def output_loss_problem(description: str) -> str | None:
+    """Why the output layer and the loss disagree, or None (also when the description is unreadable:
+    the grader's rebuild says why)."""
+    config, compiled, problem = trainer.parse(description)
+    if problem or not compiled:
+        return None
+    gives, expects = output_gives(config), loss_expects(compiled.get("loss"))
+    if gives == "logits" and expects == "probabilities":
+        return LOGITS_WITH_PROBABILITY_LOSS
+    if gives == "probabilities" and expects == "logits":
+        return SOFTMAX_WITH_LOGITS_LOSS
+    return None
+
+
+def _rebuild_and_train(description: str) -> dict:
+    """The trainer's run; a model whose output and loss disagree is rebuilt and checked, not
+    trained."""
+    mismatch = output_loss_problem(description)
+    run = trainer.train_and_evaluate(description, train=mismatch is None)
+    if mismatch and not run.get("problem"):
+        run["model_problems"] = [*run.get("model_problems", []), mismatch]
+    return run
+
+
 def graded(context: Context) -> dict:
-    """The trusted rebuild and training of this submission's model, done once for all three cells."""
+    """The trusted rebuild and training of this submission's model, done once for all three
+    cells."""
     if CACHE_KEY not in context.cache:
         results = context.results.get("build_model") or []
         problem = (
@@ -57,7 +141,7 @@ def graded(context: Context) -> dict:
             else f"{CALL} returned no result the grader could read"
         )
         context.cache[CACHE_KEY] = (
-            {"problem": problem} if problem else trainer.train_and_evaluate(results[0].value)
+            {"problem": problem} if problem else _rebuild_and_train(results[0].value)
         )
     return context.cache[CACHE_KEY]
 
