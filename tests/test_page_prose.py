@@ -14,7 +14,7 @@ import pytest
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
 PAGES = sorted(p.stem for p in BOOK.glob("*.md"))
-TRAINING_PAGES = ["mnist-cnn", "dense-vs-cnn"]
+TRAINING_PAGES = ["mnist-cnn", "dense-vs-cnn", "lenet5"]
 GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([^`:]+)(?::[^`]*)?`")
 
 
