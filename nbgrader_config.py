@@ -49,3 +49,24 @@ c.Execute.timeout = 300
 from cnnbook.grader import configure  # noqa: E402
 
 configure(c, ROOT)
+
+
+# --- The term with an LMS (book/instructors.md, "A term with Canvas or Moodle"; cnnbook/lms/).
+# Import: `nbgrader zip_collect <ps>` reads the zip in downloaded/<ps>/archive/ with Canvas's file
+# names (Moodle: add --collector=cnnbook.lms.moodle.MoodleCollector, and set the time zone of its
+# grading worksheet's dates below). Due dates: one per assignment, with its time zone; None means
+# no due date. A late notebook loses percent_per_day % of its score per started day late, at most
+# max_percent %, applied by nbgrader's AssignLatePenalties and shown by `nbgrader export`.
+c.DueDates.due_dates = {
+    "ps1-convolution": None,  # e.g. "2026-10-16 23:59 +02:00"
+    "ps2-pooling": None,
+    "ps3-mnist": None,
+}
+c.PenaltyPerDay.percent_per_day = 10.0
+c.PenaltyPerDay.max_percent = 50.0
+c.PenaltyPerDay.grace_minutes = 15.0
+c.MoodleCollector.timezone = "UTC"
+
+from cnnbook.lms import configure_lms  # noqa: E402
+
+configure_lms(c)
