@@ -41,32 +41,21 @@ def configure(
     ``require_sandbox=False`` and no usable bubblewrap, grading runs unsandboxed (trusted
     submissions only); with the default, autograding stops with the reason.
     """
-    from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-    from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import (
-        AssignLatePenalties,
-        CheckCellMetadata,
-        GetGrades,
-        IgnorePattern,
-        LimitOutput,
-        SaveAutoGrades,
-    )
-
     from cnnbook import sandbox
-    from cnnbook.grader.preprocessors import (
-        AddProbeCells,
-        CapOutputs,
-        HideTracebacks,
-        ReadProbeResults,
-        RestoreNbgraderMetadata,
-        SandboxedExecute,
-        SanitiseMarkdown,
-        TextAndImagesOnly,
-        TrustedGrades,
-    )
-    from cnnbook.grader.submission import screen_submission
+    from cnnbook.grader.feedback_page import configure_feedback_page
 
     sandbox.configure_limits(Path(course_root), limits)
+    _set_limits(c, require_sandbox, max_output_bytes)
+    _keep_work(c)
+    _autograde_steps(c)
+    _feedback_steps(c)
+    # The page itself: named score rows, long lines wrapped (cnnbook/grader/feedback_page/).
+    configure_feedback_page(c)
+
+
+def _set_limits(c, require_sandbox: bool, max_output_bytes: int) -> None:
+    from cnnbook.grader.submission import screen_submission
+
     c.SandboxedExecute.require_sandbox = require_sandbox
     c.CapOutputBytes.max_bytes = max_output_bytes
     c.TextAndImagesOnly.max_image_bytes = max_output_bytes
@@ -75,12 +64,38 @@ def configure(
     c.SandboxedExecute.store_widget_state = False
     # A named pipe or a huge file in place of a notebook: rejected before nbgrader opens it.
     c.Autograde.pre_convert_hook = screen_submission
-    # A release or a grading that fails keeps the previous one; a gradebook URL that does not work
-    # stops the command, in one line, before anything is removed (cnnbook/grader/keepwork.py).
+
+
+def _keep_work(c) -> None:
+    """A release or a grading that fails keeps the previous one; a gradebook URL that does not work
+    stops the command, in one line, before anything is removed (cnnbook/grader/keepwork.py)."""
     from cnnbook.grader.keepwork import KeepWorkExporter
 
     c.GenerateAssignment.exporter_class = KeepWorkExporter
     c.Autograde.exporter_class = KeepWorkExporter
+
+
+def _autograde_steps(c) -> None:
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+
+    from cnnbook.grader.preprocessors import (
+        AddProbeCells,
+        CapOutputs,
+        ReadProbeResults,
+        RestoreNbgraderMetadata,
+        SandboxedExecute,
+        SanitiseMarkdown,
+        TextAndImagesOnly,
+        TrustedGrades,
+    )
 
     sanitising = list(Autograde.class_traits()["sanitize_preprocessors"].default())
     c.Autograde.sanitize_preprocessors = [RestoreNbgraderMetadata, *sanitising]
@@ -99,6 +114,14 @@ def configure(
         AssignLatePenalties,
         CheckCellMetadata,
     ]
+
+
+def _feedback_steps(c) -> None:
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    from cnnbook.grader.preprocessors import HideTracebacks, SanitiseMarkdown, TextAndImagesOnly
+
     c.GenerateFeedback.preprocessors = [
         GetGrades,
         TextAndImagesOnly,
@@ -106,7 +129,3 @@ def configure(
         HideTracebacks,
         CSSHTMLHeaderPreprocessor,
     ]
-    # The page itself: named score rows, long lines wrapped (cnnbook/grader/feedback_page/).
-    from cnnbook.grader.feedback_page import configure_feedback_page
-
-    configure_feedback_page(c)
