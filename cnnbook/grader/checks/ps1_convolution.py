@@ -153,34 +153,37 @@ def _conv(group, label, x, w, **kwargs):
     return Call((np.asarray(x, float), np.asarray(w, float)), kwargs, label, group)
 
 
+# The visible test of a (2, 4, 5, 2) input and a (2, 3, 2, 3) filter bank (orientation task).
+_MIXED_X = np.array(
+    [
+        [
+            [[2, -2], [-3, -1], [-1, 2], [0, -3], [-1, 1]],
+            [[2, 2], [3, -2], [3, -3], [0, -2], [-2, 1]],
+            [[-1, 0], [-2, -2], [2, 0], [1, 1], [3, -1]],
+            [[-2, 1], [3, 3], [3, 1], [-1, -1], [-3, -2]],
+        ],
+        [
+            [[-1, -1], [1, 0], [1, 3], [3, 2], [3, -1]],
+            [[3, 3], [-2, 0], [0, 1], [1, -3], [0, -3]],
+            [[3, -2], [0, 3], [0, 1], [0, 2], [1, 1]],
+            [[0, -1], [1, 0], [2, 1], [0, 3], [-2, 0]],
+        ],
+    ]
+)
+_MIXED_W = np.array(
+    [
+        [[[0, 2, 0], [1, -2, 2]], [[0, 0, -2], [1, 1, -1]], [[1, 0, -2], [-1, -1, -2]]],
+        [[[0, -2, 0], [1, 0, 0]], [[-1, 2, -1], [2, 0, -1]], [[1, 2, 1], [0, -2, 1]]],
+    ]
+)
+
+
 def _visible_conv_calls():
     image = np.arange(1, 10, dtype=float).reshape(1, 3, 3, 1)
     ones = np.ones((2, 2, 1, 1))
     three = np.array([1.0, 10.0, -1.0]) * np.ones((2, 2, 1, 3))
     rect = np.arange(1, 13, dtype=float).reshape(1, 3, 4, 1)
     k = np.array([[1.0, 2.0], [3.0, 4.0]]).reshape(2, 2, 1, 1)
-    mixed = np.array(
-        [
-            [
-                [[2, -2], [-3, -1], [-1, 2], [0, -3], [-1, 1]],
-                [[2, 2], [3, -2], [3, -3], [0, -2], [-2, 1]],
-                [[-1, 0], [-2, -2], [2, 0], [1, 1], [3, -1]],
-                [[-2, 1], [3, 3], [3, 1], [-1, -1], [-3, -2]],
-            ],
-            [
-                [[-1, -1], [1, 0], [1, 3], [3, 2], [3, -1]],
-                [[3, 3], [-2, 0], [0, 1], [1, -3], [0, -3]],
-                [[3, -2], [0, 3], [0, 1], [0, 2], [1, 1]],
-                [[0, -1], [1, 0], [2, 1], [0, 3], [-2, 0]],
-            ],
-        ]
-    )
-    mixed_w = np.array(
-        [
-            [[[0, 2, 0], [1, -2, 2]], [[0, 0, -2], [1, 1, -1]], [[1, 0, -2], [-1, -1, -2]]],
-            [[[0, -2, 0], [1, 0, 0]], [[-1, 2, -1], [2, 0, -1]], [[1, 2, 1], [0, -2, 1]]],
-        ]
-    )
     five = np.arange(1, 26, dtype=float).reshape(1, 5, 5, 1)
     return [
         _conv("seed", "conv2d(image, ones, padding='valid')", image, ones),
@@ -190,8 +193,8 @@ def _visible_conv_calls():
         _conv(
             "orientation",
             "conv2d(x of shape (2, 4, 5, 2), w of shape (2, 3, 2, 3))",
-            mixed,
-            mixed_w,
+            _MIXED_X.copy(),  # fresh arrays per call, as the others are
+            _MIXED_W.copy(),
         ),
         _conv("stride", "conv2d(5x5, 2x2 ones, stride=2)", five, ones, stride=2),
         _conv(
