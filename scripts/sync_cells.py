@@ -1,4 +1,5 @@
-"""Write each cell kept in shared_cells/ into every source notebook that has a cell of that grade_id.
+"""Write each cell kept in shared_cells/ into every source notebook that has a cell of that
+grade_id.
 
 A cell that several exercise notebooks share (``check_helpers``, say) is written once, as
 ``shared_cells/<grade_id>.py``; ``make cells`` copies it into solutions/*/*.ipynb, and
@@ -25,7 +26,8 @@ def shared_cells() -> dict[str, str]:
 
 
 def as_lines(text: str) -> list[str]:
-    """A cell's source as nbformat stores it: lines that keep their newline, the last one without."""
+    """A cell's source as nbformat stores it: lines that keep their newline, the last one
+    without."""
     return text.splitlines(keepends=True)
 
 

@@ -28,7 +28,8 @@ class BuiltBook:
         self.cache = book_build.BUILD / ".jupyter_cache"
 
     def notebook(self, page: str) -> dict:
-        """The executed notebook of ``book/<page>.md``, outputs included, from the build's jupyter-cache.
+        """The executed notebook of ``book/<page>.md``, outputs included, from the build's
+        jupyter-cache.
 
         The cache, not ``_build/jupyter_execute``, is read: a rebuild served from the cache
         rewrites the notebooks there without their outputs.

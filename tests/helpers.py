@@ -1,6 +1,6 @@
-"""Shared helpers of the grading tests: a temporary course made from this course's own files, nbgrader
-and the batch runner run as an instructor runs them, submissions made from the release, and what the
-gradebook and the graded notebooks say afterwards.
+"""Shared helpers of the grading tests: a temporary course made from this course's own files,
+nbgrader and the batch runner run as an instructor runs them, submissions made from the release, and
+what the gradebook and the graded notebooks say afterwards.
 
 The course folder is made outside /tmp (under /var/tmp): the sandboxed kernel gets a private /tmp of
 its own, so only hiding the course folder itself keeps its gradebook and solutions out of reach, and
@@ -28,8 +28,9 @@ KEEP = "CNNBOOK_KEEP_TEST_COURSES"  # set it to keep the temporary course folder
 
 
 def _env() -> dict:
-    """The environment nbgrader and the batch runner get: this venv's bin/ first (nbgrader runs `alembic`
-    from PATH), and no NBGRADER_DB_URL (the copied nbgrader_config.py would grade into that database)."""
+    """The environment nbgrader and the batch runner get: this venv's bin/ first (nbgrader runs
+    `alembic` from PATH), and no NBGRADER_DB_URL (the copied nbgrader_config.py would grade into
+    that database)."""
     env = {k: v for k, v in os.environ.items() if k != "NBGRADER_DB_URL"}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -54,7 +55,8 @@ def nbgrader(
 def grade_batch(
     course: Course | Path, assignment: str, *args: str, timeout: float = 3600
 ) -> subprocess.CompletedProcess:
-    """``python -m cnnbook.grade_batch <assignment> --course <course> <args>``, run from the course folder."""
+    """``python -m cnnbook.grade_batch <assignment> --course <course> <args>``, run from the course
+    folder."""
     root = course.root if isinstance(course, Course) else Path(course)
     return subprocess.run(
         [sys.executable, "-m", "cnnbook.grade_batch", assignment, "--course", str(root), *args],
@@ -105,7 +107,8 @@ def code_cell(source: str, nbgrader_meta: dict | None = None, **metadata) -> dic
 
 
 def solution_body(cell: dict) -> str:
-    """A source notebook's solution cell as a student who solved it would hand it in (markers removed)."""
+    """A source notebook's solution cell as a student who solved it would hand it in (markers
+    removed)."""
     lines = source_text(cell).splitlines(keepends=True)
     return "".join(
         line for line in lines if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -113,7 +116,8 @@ def solution_body(cell: dict) -> str:
 
 
 def text_of_outputs(nb: dict) -> str:
-    """Everything the notebook's outputs show as text (streams, text/plain, error names and values)."""
+    """Everything the notebook's outputs show as text (streams, text/plain, error names and
+    values)."""
     parts = []
     for cell in nb["cells"]:
         for out in cell.get("outputs", []):
@@ -136,7 +140,8 @@ def html_text(page: str) -> str:
 
 @dataclass
 class Course:
-    """A temporary course folder: this course's nbgrader_config.py (plus ``extra_config``) and solutions/."""
+    """A temporary course folder: this course's nbgrader_config.py (plus ``extra_config``) and
+    solutions/."""
 
     root: Path
 
@@ -165,9 +170,11 @@ class Course:
         solutions: dict[str, str] | None = None,
         honest: bool = False,
     ) -> dict:
-        """The release notebook with these solution cells' sources replaced (``{grade_id: source}``).
+        """The release notebook with these solution cells' sources replaced
+        (``{grade_id: source}``).
 
-        ``honest``: every solution cell not named in ``solutions`` gets the source notebook's solution.
+        ``honest``: every solution cell not named in ``solutions`` gets the source notebook's
+        solution.
         """
         nb = self.release_notebook(assignment, notebook)
         solutions = dict(solutions or {})
@@ -192,8 +199,9 @@ class Course:
         files: dict[str, str] | None = None,
         notebook: str | None = None,
     ) -> Path:
-        """Put a submission in submitted/<student>/<assignment>/: a notebook (dict, raw bytes, or None for
-        none at all) saved as ``name`` (default ``<notebook>.ipynb``), and any other ``files``."""
+        """Put a submission in submitted/<student>/<assignment>/: a notebook (dict, raw bytes, or
+        None for none at all) saved as ``name`` (default ``<notebook>.ipynb``), and any other
+        ``files``."""
         folder = self.submitted / student / assignment
         folder.mkdir(parents=True, exist_ok=True)
         if content is not None:
@@ -214,7 +222,8 @@ class Course:
         )
 
     def cell_scores(self, student: str, assignment: str, notebook: str) -> dict[str, float]:
-        """Each graded cell's score in the gradebook: {grade_id: score} (manual score if an instructor set one)."""
+        """Each graded cell's score in the gradebook: {grade_id: score} (manual score if an
+        instructor set one)."""
         from nbgrader.api import Gradebook
 
         with Gradebook(f"sqlite:///{self.gradebook}") as gb:
@@ -240,7 +249,8 @@ class Course:
         return path.read_text(encoding="utf-8", errors="replace") if path.is_file() else ""
 
     def remove(self) -> None:
-        """Delete the course folder (kept, for a look after a failure, when CNNBOOK_KEEP_TEST_COURSES is set)."""
+        """Delete the course folder (kept, for a look after a failure, when
+        CNNBOOK_KEEP_TEST_COURSES is set)."""
         if not os.environ.get(KEEP):
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -250,8 +260,9 @@ def make_course(
     extra_config: str = "",
     prefix: str = "cnnbook-course-",
 ) -> Course:
-    """A course folder under /var/tmp with this course's nbgrader_config.py and solutions/, ``extra_config``
-    appended to the config, and ``nbgrader generate_assignment`` run for each of ``assignments``."""
+    """A course folder under /var/tmp with this course's nbgrader_config.py and solutions/,
+    ``extra_config`` appended to the config, and ``nbgrader generate_assignment`` run for each of
+    ``assignments``."""
     root = Path(tempfile.mkdtemp(prefix=prefix, dir=COURSE_PARENT))
     try:
         config = (ROOT / "nbgrader_config.py").read_text(encoding="utf-8")
@@ -286,7 +297,8 @@ def nbformat3(nb: dict) -> dict:
 def nbgrader_db(
     course: Course | Path, db_url: str, *args: str, timeout: float = 1800
 ) -> subprocess.CompletedProcess:
-    """``nbgrader <args>`` in the course folder with NBGRADER_DB_URL=``db_url``: the gradebook in that database."""
+    """``nbgrader <args>`` in the course folder with NBGRADER_DB_URL=``db_url``: the gradebook in
+    that database."""
     root = course.root if isinstance(course, Course) else Path(course)
     return subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],

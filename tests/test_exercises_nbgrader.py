@@ -1,6 +1,7 @@
-"""The exercises round-trip through real nbgrader, in temporary course folders copied from the project:
-release generation, autograding of right, wrong and partial submissions (a table of cases per
-assignment), feedback. ``nbgrader validate`` has its own round trips in tests/test_validate.py."""
+"""The exercises round-trip through real nbgrader, in temporary course folders copied from the
+project: release generation, autograding of right, wrong and partial submissions (a table of cases
+per assignment), feedback. ``nbgrader validate`` has its own round trips in
+tests/test_validate.py."""
 
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def reference(ps: str, *grade_ids: str) -> dict[str, str]:
 
 
 def autograde(tmp_path: Path, ps: str, students: dict[str, nbformat.NotebookNode]):
-    """Autograde every student's submission in a fresh course; return scores per student and per test cell."""
+    """Autograde every student's submission in a fresh course; return scores per student and per
+    test cell."""
     from nbgrader.api import Gradebook
 
     course = make_course(tmp_path)

@@ -1,9 +1,11 @@
-"""The grader's trusted checks, without nbgrader: its references equal TensorFlow, the solutions earn
-every point, unsolved or wrong work earns none, and each known mistake is named both by the visible
-test in the student's notebook and by the grader's own comparison (which decides the points).
+"""The grader's trusted checks, without nbgrader: its references equal TensorFlow, the solutions
+earn every point, unsolved or wrong work earns none, and each known mistake is named both by the
+visible test in the student's notebook and by the grader's own comparison (which decides the
+points).
 
-Cells come from the source notebooks (solutions/) by their nbgrader grade_id; the grader's probes and
-checks run in this process through :mod:`cnnbook.grader.inprocess`, the same code path as grading.
+Cells come from the source notebooks (solutions/) by their nbgrader grade_id; the grader's probes
+and checks run in this process through :mod:`cnnbook.grader.inprocess`, the same code path as
+grading.
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def cell(ps: str, grade_id: str, folder: str = "solutions") -> str:
 
 
 def run_cell(source: str, ns: dict) -> None:
-    """Execute a cell as Jupyter does: its source is findable by inspect (the visible numpy-only test reads it)."""
+    """Execute a cell as Jupyter does: its source is findable by inspect (the visible numpy-only
+    test reads it)."""
     name = f"<cell-{len(linecache.cache)}-{hash(source)}>"
     linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
     exec(compile(source, name, "exec"), ns)
@@ -153,7 +156,8 @@ def test_conv2d_reference_equals_tf_nn_conv2d(tf):
 
 
 def test_top_left_padding_really_differs_from_tensorflow(tf):
-    """The 'odd cell first' variant differs from TensorFlow, so the mistake it names is a real one."""
+    """The 'odd cell first' variant differs from TensorFlow, so the mistake it names is a real
+    one."""
     x, w = np.arange(25.0).reshape(1, 5, 5, 1), np.ones((2, 2, 1, 1))
     expected = tf.nn.conv2d(x, w, strides=1, padding="SAME").numpy()
     assert not np.allclose(ps1_convolution.conv2d(x, w, 1, "same", odd_first=True), expected)
@@ -188,7 +192,8 @@ def test_output_size_and_params_references_equal_tensorflow(tf):
 
 
 def test_seed_numbers(tf):
-    """The seeds' walkthrough numbers, from TensorFlow itself, are the ones the visible tests expect."""
+    """The seeds' walkthrough numbers, from TensorFlow itself, are the ones the visible tests
+    expect."""
     image = np.arange(1, 10, dtype="float32").reshape(1, 3, 3, 1)
     ones = np.ones((2, 2, 1, 1), "float32")
     assert tf.nn.conv2d(image, ones, 1, "VALID").numpy()[0, :, :, 0].tolist() == [
@@ -274,7 +279,8 @@ TOP_LEFT_CONV = wrong(
     "pads.append((total // 2, total - total // 2))",
     "pads.append((total - total // 2, total // 2))",
 )
-# mistake: (wrong code, visible test cell, its message, graded cells the grader fails, the grader's words)
+# mistake: (wrong code, visible test cell, its message, graded cells the grader fails,
+#           the grader's words)
 CONV_MISTAKES = {
     "flipped kernel": (
         wrong(CONV_SOLUTION, "np.tensordot(window, w,", "np.tensordot(window, w[::-1, ::-1],"),
@@ -341,7 +347,8 @@ CONV_MISTAKES = {
         .replace("out_w = (x.shape[2] - kw) // sw + 1", "out_w = -(-(x.shape[2] - kw) // sw) + 1")
         .replace(
             "x[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]",
-            "np.pad(x, ((0, 0), (0, kh), (0, kw), (0, 0)))[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]",
+            "np.pad(x, ((0, 0), (0, kh), (0, kw), (0, 0)))"
+            "[:, i * sh:i * sh + kh, j * sw:j * sw + kw, :]",
         ),
         "test_conv2d_stride_and_same_padding",
         "the window moves `stride` cells at a time",
@@ -484,7 +491,9 @@ def test_output_size_verdict_gives_the_rule_not_the_answer():
         "edge_map",
         "conv2d",
         "conv2d_params",
-        extra="def output_size(n, k, stride=1, padding='valid'):\n    return (n - k) // stride + 1\n",
+        extra=(
+            "def output_size(n, k, stride=1, padding='valid'):\n    return (n - k) // stride + 1\n"
+        ),
     )
     assert lost(verdicts) == ["test_output_size_all_sizes", "test_output_size_examples"]
     message = verdicts["test_output_size_examples"].message

@@ -1,5 +1,5 @@
-"""The project passes ruff's lint and format checks (rules in pyproject.toml's [tool.ruff]; `make lint`
-runs the same two commands)."""
+"""The project passes ruff's lint and format checks (rules in pyproject.toml's [tool.ruff];
+`make lint` runs the same two commands)."""
 
 from __future__ import annotations
 

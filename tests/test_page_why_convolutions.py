@@ -1,5 +1,6 @@
 """book/why-convolutions.md: parameter counts, locality, weight sharing, translation equivariance
-and pooling's tolerance to small shifts, each recomputed here with numpy on the same MNIST digits."""
+and pooling's tolerance to small shifts, each recomputed here with numpy on the same MNIST
+digits."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Cells shared by several exercise notebooks are written once, in shared_cells/, and every copy (in the
-source notebooks and in their releases) is that text: `make cells` writes them, this test keeps it honest."""
+"""Cells shared by several exercise notebooks are written once, in shared_cells/, and every copy (in
+the source notebooks and in their releases) is that text: `make cells` writes them, this test keeps
+it honest."""
 
 from __future__ import annotations
 

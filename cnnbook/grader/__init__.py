@@ -1,12 +1,13 @@
 """Grading that a student cannot forge: every point is decided outside the student's process.
 
-The student's notebook runs in a sandboxed kernel (:mod:`cnnbook.sandbox`) that holds nothing secret.
-After the student's cells, the grader's probe cells call the student's functions on inputs the
-grader chose and send the results back as plain data (:mod:`cnnbook.grader.wire`). The grader's own
-process compares them with its expected values (:mod:`cnnbook.grader.checks`, one module per
+The student's notebook runs in a sandboxed kernel (:mod:`cnnbook.sandbox`) that holds nothing
+secret. After the student's cells, the grader's probe cells call the student's functions on inputs
+the grader chose and send the results back as plain data (:mod:`cnnbook.grader.wire`). The grader's
+own process compares them with its expected values (:mod:`cnnbook.grader.checks`, one module per
 assignment) and writes each graded cell's verdict, which is all nbgrader reads the score from.
 
-One entry point, :func:`configure`, called once from ``nbgrader_config.py``, puts the steps in place:
+One entry point, :func:`configure`, called once from ``nbgrader_config.py``, puts the steps in
+place:
 
 before anything is read
     :func:`cnnbook.grader.submission.screen_submission` (no named pipes, devices or huge files).

@@ -27,10 +27,10 @@ HIDDEN_PACKAGES = (
     "numba",
 )
 RANDOM_CASES = 60
-# Time limits (read by cnnbook.grader.plan.Plan). The reference runs each cell, probe cells included, in
-# under 0.1 s and the whole notebook in about 2 s, kernel start included: a cell that runs 30 s loops.
-# The notebook's 110 s hold three such cells, the three kernel restarts after them, and the probe cells;
-# so a submission whose every answer loops is done within 2 minutes.
+# Time limits (read by cnnbook.grader.plan.Plan). The reference runs each cell, probe cells
+# included, in under 0.1 s and the whole notebook in about 2 s, kernel start included: a cell that
+# runs 30 s loops. The notebook's 110 s hold three such cells, the three kernel restarts after them,
+# and the probe cells; so a submission whose every answer loops is done within 2 minutes.
 CELL_SECONDS = 30
 NOTEBOOK_SECONDS = 110
 
@@ -123,7 +123,8 @@ def _shape_mistakes(x, w, stride, padding, expected_shape):
 
 
 def conv2d_mistakes(x, w, stride, padding, expected):
-    """(message, what that mistake returns) for conv2d on these inputs; none equal to the right answer."""
+    """(message, what that mistake returns) for conv2d on these inputs; none equal to the right
+    answer."""
     arrays = [(FLIPPED, conv2d(x, w[::-1, ::-1], stride, padding))]
     if w.shape[0] == w.shape[1]:
         arrays.append((KERNEL_HW, conv2d(x, w.transpose(1, 0, 2, 3), stride, padding)))
@@ -249,7 +250,10 @@ def _random_conv_calls(rng):
             )
         )
         w = rng.normal(size=(kh, kw, x.shape[3], int(rng.integers(1, 4))))
-        label = f"conv2d(x of shape {x.shape}, w of shape {w.shape}, stride={stride}, padding={padding!r})"
+        label = (
+            f"conv2d(x of shape {x.shape}, w of shape {w.shape}, "
+            f"stride={stride}, padding={padding!r})"
+        )
         calls.append(_conv("random", label, x, w, stride=stride, padding=padding))
     return calls
 

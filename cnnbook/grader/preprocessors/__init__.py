@@ -1,4 +1,5 @@
-"""The nbgrader preprocessors of the course's grading, one class a module (as in nbgrader's own package)."""
+"""The nbgrader preprocessors of the course's grading, one class a module (as in nbgrader's own
+package)."""
 
 from cnnbook.grader.preprocessors.addprobecells import AddProbeCells
 from cnnbook.grader.preprocessors.capoutputbytes import CapOutputBytes

@@ -6,7 +6,8 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 
 
 class HideTracebacks(NbGraderPreprocessor):
-    """Feedback shows ``ename: evalue`` for an error, not the traceback (long, and full of ANSI codes)."""
+    """Feedback shows ``ename: evalue`` for an error, not the traceback (long, and full of ANSI
+    codes)."""
 
     def preprocess_cell(self, cell, resources, index):
         for output in cell.get("outputs", []):

@@ -1,4 +1,5 @@
-"""RestoreNbgraderMetadata: the first step of ``nbgrader autograde``, before nbgrader's own checks."""
+"""RestoreNbgraderMetadata: the first step of ``nbgrader autograde``, before nbgrader's own
+checks."""
 
 from __future__ import annotations
 

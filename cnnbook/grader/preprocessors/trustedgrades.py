@@ -1,4 +1,5 @@
-"""TrustedGrades: every graded cell's points, decided in the grader's process from the probes' data."""
+"""TrustedGrades: every graded cell's points, decided in the grader's process from the probes'
+data."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ def _student_outputs(outputs) -> list:
 
 
 def verdict_output(verdict: Verdict, points: float):
-    """The output nbgrader reads the score from: nothing else in the cell can be an error or a result."""
+    """The output nbgrader reads the score from: nothing else in the cell can be an error or a
+    result."""
     if verdict.fraction >= 1:
         return nbformat.v4.new_output(
             "stream", name="stdout", text=f"Graded: passed ({points:g} of {points:g} points)\n"
@@ -50,11 +52,12 @@ def verdict_output(verdict: Verdict, points: float):
 
 
 class TrustedGrades(NbGraderPreprocessor):
-    """Write each graded cell's verdict from the assignment's trusted checks; runs just before SaveAutoGrades.
+    """Write each graded cell's verdict from the assignment's trusted checks; runs just before
+    SaveAutoGrades.
 
-    A check that needs a probe without data fails with the probe's reason; a check that raises (a bug
-    in the grader, not the student's doing) scores 0 and is logged; a graded cell without a check
-    scores 0. The student's own outputs stay below the verdict, for the student's information.
+    A check that needs a probe without data fails with the probe's reason; a check that raises (a
+    bug in the grader, not the student's doing) scores 0 and is logged; a graded cell without a
+    check scores 0. The student's own outputs stay below the verdict, for the student's information.
     """
 
     def _verdict(self, check, context: Context, reasons: dict) -> Verdict:
