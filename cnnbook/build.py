@@ -8,15 +8,24 @@ After a successful build every page in ``_toc.yml`` written from markdown is als
 clean notebook (no outputs) at ``_build/html/_sources/<page>.ipynb``, and its download button
 offers it: students can open any page in Jupyter. (sphinx-book-theme alone offers an .ipynb only
 for MyST-NB pages, and then the executed one with all its outputs; plain markdown pages get none.)
+That notebook runs with only the packages of ``requirements-student.txt``: the build's plumbing
+(``from myst_nb import glue``, every ``glue(...)`` call, cells tagged ``remove-cell``) is left out.
+
+MathJax is served by the site itself: before the build, ``node_modules/mathjax`` (npm, pinned in
+package.json) is copied to ``_build/html/_static/mathjax``, which ``_config.yml``'s
+``mathjax_path`` names, so formulas render without any request outside the site.
 """
 
 from __future__ import annotations
 
+import ast
 import html
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("CNNBOOK_BUILD_PATH", ROOT)).resolve() / "_build"
 HTML = BUILD / "html"
 EXECUTED = BUILD / "jupyter_execute"
+MATHJAX_SOURCE = ROOT / "node_modules" / "mathjax" / "es5"
+# tex-mml-chtml.js is the component _config.yml names; the folders hold what it loads on demand
+# (TeX extensions, CHTML fonts, the menu, accessibility and speech), all relative to itself.
+MATHJAX_PARTS = ("tex-mml-chtml.js", "input", "output", "ui", "a11y", "sre", "adaptors")
+
+
+class BuildError(Exception):
+    """A problem that stops the build, said in one line (what is wrong, how to fix it)."""
 
 
 def build(quiet: bool = False) -> int:
@@ -40,6 +57,11 @@ def build(quiet: bool = False) -> int:
     ]
     if quiet:
         cmd.append("--quiet")
+    try:
+        install_mathjax()
+    except BuildError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     code = subprocess.call(cmd, cwd=ROOT)
     if code != 0:
         reports = sorted((HTML / "reports").rglob("*.err.log")) + sorted(
@@ -61,8 +83,45 @@ def build(quiet: bool = False) -> int:
         )
     else:
         remove_repeated_inline_scripts()
-        publish_notebooks()
+        remove_matplotlib_font_awesome()
+        try:
+            publish_notebooks()
+        except BuildError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     return code
+
+
+def install_mathjax(target: Path | None = None) -> Path:
+    """Copy MathJax from ``node_modules`` to ``_static/mathjax`` of the site; return that folder.
+
+    The copy is written beside the target and then renamed, so a failed copy never leaves a
+    half-written MathJax in the site.
+    """
+    target = target or HTML / "_static" / "mathjax"
+    if not (MATHJAX_SOURCE / MATHJAX_PARTS[0]).is_file():
+        raise BuildError(
+            f"MathJax is not installed ({MATHJAX_SOURCE / MATHJAX_PARTS[0]} is missing): "
+            "run `make setup` (it runs `npm ci`), then build again"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".mathjax-", dir=target.parent))
+    try:
+        for part in MATHJAX_PARTS:
+            source = MATHJAX_SOURCE / part
+            if source.is_dir():
+                shutil.copytree(source, staging / part)
+            elif source.is_file():
+                shutil.copy2(source, staging / part)
+        old = target.with_name(f".{target.name}-old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        staging.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
 
 
 _INLINE_SCRIPT = re.compile(r"^[ \t]*<script>(?P<body>[^<]*)</script>\n", re.M)
@@ -87,6 +146,29 @@ def remove_repeated_inline_scripts() -> int:
             return match.group(0)
 
         new = _INLINE_SCRIPT.sub(keep_first, text)
+        if new != text:
+            page.write_text(new)
+            changed += 1
+    return changed
+
+
+# matplotlib's to_jshtml() (the animation player on padding-and-stride) links Font Awesome 4 from
+# a CDN for its buttons' icons.
+_CDN_FONT_AWESOME = re.compile(
+    r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/[^"]*">\n?'
+)
+
+
+def remove_matplotlib_font_awesome() -> int:
+    """Drop the CDN link of matplotlib's animation player from every page; return how many changed.
+
+    The theme serves Font Awesome itself (its fontawesome.js keeps the ``fa fa-play`` names of
+    version 4), so the buttons keep their icons and no page asks a host outside the site for it.
+    """
+    changed = 0
+    for page in HTML.rglob("*.html"):
+        text = page.read_text()
+        new = _CDN_FONT_AWESOME.sub("", text)
         if new != text:
             page.write_text(new)
             changed += 1
@@ -174,11 +256,72 @@ def clean_notebook(source: Path):
     nb.metadata.setdefault(
         "kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"}
     )
+    cells = []
     for cell in nb.cells:
         if cell.cell_type == "code":
+            if "remove-cell" in cell.metadata.get("tags", []):
+                continue  # build plumbing by the page's own word
+            try:
+                cell.source = strip_plumbing(cell.source)
+            except BuildError as error:
+                raise BuildError(f"{source.name}: {error}") from None
+            if not cell.source.strip():
+                continue  # the cell held only plumbing
             cell.outputs, cell.execution_count = [], None
+        cells.append(cell)
+    nb.cells = cells
     nbformat.validate(nb)
     return nb
+
+
+def _is_plumbing(statement: ast.stmt) -> bool:
+    """Whether ``statement`` is ``from myst_nb import ...``, ``import myst_nb`` or ``glue(...)``."""
+    if isinstance(statement, ast.ImportFrom):
+        return (statement.module or "").split(".")[0] == "myst_nb"
+    if isinstance(statement, ast.Import):
+        return any(alias.name.split(".")[0] == "myst_nb" for alias in statement.names)
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        func = statement.value.func
+        return (isinstance(func, ast.Name) and func.id == "glue") or (
+            isinstance(func, ast.Attribute) and func.attr == "glue"
+        )
+    return False
+
+
+def strip_plumbing(code: str) -> str:
+    """``code`` without the build's plumbing statements (see ``_is_plumbing``), at any depth.
+
+    Whole lines are removed, so the rest of the cell keeps its layout. Raises BuildError when a
+    plumbing statement shares a line with other code or is the only statement of a block (its
+    removal would change or break what is left).
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code  # IPython syntax (a magic): not Python, and never plumbing here
+    lines = code.splitlines(keepends=True)
+    drop: set[int] = set()
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            block = getattr(node, field, None)
+            if not isinstance(block, list) or not block or not isinstance(block[0], ast.stmt):
+                continue
+            plumbing = [s for s in block if _is_plumbing(s)]
+            if plumbing and len(plumbing) == len(block) and not isinstance(node, ast.Module):
+                raise BuildError(
+                    f"line {block[0].lineno}: a block holds only glue calls; "
+                    "move them to a cell tagged remove-cell"
+                )
+            for s in plumbing:
+                first, last = lines[s.lineno - 1], lines[s.end_lineno - 1]
+                if first[: s.col_offset].strip() or last[s.end_col_offset :].split("#")[0].strip():
+                    raise BuildError(
+                        f"line {s.lineno}: build plumbing shares its line with other code; "
+                        "give it a line of its own"
+                    )
+                drop.update(range(s.lineno - 1, s.end_lineno))
+    kept = [line for number, line in enumerate(lines) if number not in drop]
+    return "".join(kept).strip("\n")
 
 
 def publish_notebooks() -> list[Path]:

@@ -1,7 +1,9 @@
 """The website as students meet it: every page of _toc.yml opened in a real (headless) Chromium.
 
 The built site is served over http on a loopback port; requests to any other host are aborted
-(nothing outside this machine is reachable here, and a page must not need it to render).
+(nothing outside this machine is reachable here, and a page must not need it to render: the
+offline test below fails on any such request, and checks that MathJax, served by the site
+itself, renders every formula).
 Chromium is Debian's (scripts/install-system-packages.sh); CNNBOOK_CHROMIUM points elsewhere.
 Screenshots of a few key pages are written to test-artifacts/screenshots/ for reviewers.
 """
@@ -16,6 +18,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 
+import jupytext
 import nbformat
 import pytest
 
@@ -100,6 +103,8 @@ class Visit:
         self.site = site
         self.origin = urlparse(site).netloc
         self.problems: list[str] = []
+        self.external: list[str] = []  # requests to other hosts, all aborted
+        self.console_errors: list[str] = []  # every console error, wherever it is located
         self.context = browser.new_context(**context_options)
         self.context.route("**/*", self._only_local)
         self.page = self.context.new_page()
@@ -118,9 +123,12 @@ class Visit:
         if self._local(route.request.url) or route.request.url.startswith(("data:", "blob:")):
             route.continue_()
         else:
+            self.external.append(route.request.url)
             route.abort()  # external hosts are unreachable here; fail fast instead of timing out
 
     def _console(self, msg):
+        if msg.type == "error":
+            self.console_errors.append(f"{msg.text} ({msg.location.get('url')})")
         if msg.type == "error" and self._local(msg.location.get("url", "") or self.site):
             # an aborted external request logs "Failed to load resource" located at that external url
             self.problems.append(f"console error: {msg.text} ({msg.location.get('url')})")
@@ -217,6 +225,82 @@ def test_page_loads_renders_and_links(visit, page):
     assert not v.problems, f"{page}: " + "\n".join(v.problems)
 
 
+# Every formula's state once MathJax has finished (or null when MathJax never started), and the
+# article's text outside code, where no TeX delimiter may be left.
+_MATH_STATE = """async () => {
+    if (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) return null;
+    await MathJax.startup.promise;
+    const article = document.querySelector('article').cloneNode(true);
+    article.querySelectorAll('pre, code, script, mjx-container').forEach(e => e.remove());
+    return {
+        formulas: document.querySelectorAll('article .math').length,
+        rendered: document.querySelectorAll('article .math mjx-container').length,
+        errors: document.querySelectorAll('article mjx-merror').length,
+        text: article.textContent,
+        mathjax: document.querySelector('script[src*="tex-mml-chtml"]').src,
+    };
+}"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_loads_offline_and_renders_its_formulas(visit, page):
+    v = visit(f"{page}.html")
+    assert v.response is not None and v.response.status == 200, f"{page}.html was not built"
+    v.page.wait_for_load_state("networkidle")
+    has_math = v.page.locator("article .math").count() > 0
+    if has_math:
+        state = v.page.evaluate(_MATH_STATE)
+        assert state is not None, f"{page}: MathJax did not start (external: {v.external})"
+        assert state["mathjax"].startswith(urljoin(v.site, "_static/mathjax/")), (
+            f"{page}: MathJax is loaded from {state['mathjax']}, not from the site"
+        )
+        assert state["formulas"] > 0 and state["rendered"] == state["formulas"], (
+            f"{page}: MathJax rendered {state['rendered']} of {state['formulas']} formulas"
+        )
+        assert state["errors"] == 0, f"{page}: {state['errors']} formulas have TeX errors"
+        for delimiter in ("\\(", "\\)", "\\[", "\\]", "$$"):
+            assert delimiter not in state["text"], f"{page}: raw TeX {delimiter!r} in the text"
+    assert not v.external, f"{page} requests other hosts: {v.external}"
+    assert not v.console_errors, f"{page}: console errors: {v.console_errors}"
+    assert not v.problems, f"{page}: " + "\n".join(v.problems)
+
+
+def test_formulas_render_on_the_pages_that_have_them(visit):
+    """The offline test above checks math only where the page has some: the pages that must."""
+    for page in ("book/padding-and-stride", "book/conv2d-layer"):
+        require_page(page)
+        v = visit(f"{page}.html")
+        v.page.wait_for_load_state("networkidle")
+        state = v.page.evaluate(_MATH_STATE)
+        assert state is not None and state["rendered"] >= 3, f"{page}: {state}"
+
+
+def test_formulas_render_when_the_site_is_opened_from_disk(browser, book):
+    """As the README says to read it: _build/html opened as files, no server, no network."""
+    page = "book/padding-and-stride"
+    require_page(page)
+    context = browser.new_context()
+    external: list[str] = []
+
+    def only_files(route):
+        if route.request.url.startswith(("file:", "data:", "blob:")):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_files)
+    try:
+        tab = context.new_page()
+        tab.goto((book.html / f"{page}.html").as_uri(), wait_until="load")
+        state = tab.evaluate(_MATH_STATE)
+    finally:
+        context.close()
+    assert state is not None, f"{page} from disk: MathJax did not start"
+    assert state["formulas"] >= 3 and state["rendered"] == state["formulas"], state
+    assert not external, f"{page} from disk requests other hosts: {external}"
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_download_button_offers_source_and_clean_notebook(visit, book, page):
     source = source_of(page)
@@ -252,11 +336,19 @@ def test_download_button_offers_source_and_clean_notebook(visit, book, page):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(not c.outputs for c in code), f"{page}: the downloaded notebook carries outputs"
     if source.suffix == ".md":
-        expected = len(re.findall(r"^`{3,}\{code-cell\}", source.read_text(), flags=re.M))
-        assert len(code) == expected, (
-            f"{page}: notebook has {len(code)} code cells, the page {expected}"
+        # Every code cell of the page but those tagged remove-cell (the build's plumbing).
+        expected = [
+            c
+            for c in jupytext.read(source, fmt="md:myst").cells
+            if c.cell_type == "code" and "remove-cell" not in c.metadata.get("tags", [])
+        ]
+        assert len(code) == len(expected), (
+            f"{page}: notebook has {len(code)} code cells, the page {len(expected)} to show"
         )
         assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert "myst_nb" not in served_notebook and "glue(" not in served_notebook, (
+        f"{page}: the downloaded notebook carries the build's glue plumbing"
+    )
     for marker in SOLUTION_MARKERS:
         if is_exercise(page):
             assert marker not in served_notebook, (
