@@ -244,6 +244,12 @@ def test_canvas_term_from_download_to_gradebook_csv(course):
     }
     assert (rows["104202"]["late_submission_penalty"], rows["104202"]["score"]) == ("0.2", "1.8")
     assert (rows["104202"]["first_name"], rows["104202"]["last_name"]) == ("Jun", "Lee")
+    # Without the extracted download Canvas's upload names are unknown: the export says whose
+    # feedback it leaves out, instead of writing an empty zip in silence.
+    shutil.rmtree(course / "downloaded" / "tiny" / "extracted")
+    out = run_ok(lms(course, "export", "tiny", "--to", "canvas"))
+    assert out.count("feedback is not in canvas-feedback.zip") == 6, out
+    assert "warning: 104202's feedback is not in canvas-feedback.zip" in out
 
 
 # --------------------------------------------------------------------------- Moodle

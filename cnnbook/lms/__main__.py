@@ -61,12 +61,12 @@ def run(args) -> int:
     from cnnbook.lms import export
 
     if args.to == "canvas":
-        unlisted = export.export_canvas(course, args.assignment, args.column)
+        warnings = export.export_canvas(course, args.assignment, args.column)
     else:
-        unlisted = export.export_moodle(course, args.assignment, args.worksheet)
+        warnings = export.export_moodle(course, args.assignment, args.worksheet)
     out = course.exports(args.assignment)
-    for student in unlisted:
-        print(f"warning: {student} is graded but not on the roster: not exported")
+    for warning in warnings:
+        print(f"warning: {warning}")
     print(f"export: {', '.join(sorted(p.name for p in out.iterdir()))} in {out}")
     return 0
 

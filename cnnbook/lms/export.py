@@ -83,21 +83,29 @@ def export_canvas(course: Course, assignment: str, column: str | None = None) ->
     theirs = canvas.points_possible(rows, name)
     maximum = theirs or max((r.max_score for r in found.values()), default=0.0)
     grades = [[canvas.POINTS_ROW, "", "", "", "", fmt(maximum)]]
-    report, files = [], {}
+    report, files, unnamed = [], {}, []
     download = canvas.download_names(course.downloaded(assignment) / "extracted")
     for row in students:
         result = found[row["ID"].strip()]
         grades.append([row.get(c, "") for c in canvas.ID_COLUMNS] + [scaled(result, theirs)])
         report.append(report_row(result, row["Student"], row["ID"]))
+        feedback = feedback_files(course, result.student_id, assignment)
         parts = download.get(result.student_id) if result.score is not None else None
-        for path in feedback_files(course, result.student_id, assignment) if parts else []:
+        if feedback and result.score is not None and not parts:
+            unnamed.append(result.student_id)
+        for path in feedback if parts else []:
             prefix = f"{parts['name']}_{parts['user_id']}_{parts['file_id']}"
             files[f"{prefix}_{path.stem}-feedback.html"] = path.read_bytes()
     out = course.exports(assignment)
     write_whole(out / "canvas-grades.csv", csv_bytes(canvas.ID_COLUMNS + [name], grades))
     write_whole(out / "canvas-feedback.zip", zip_bytes(files))
     write_whole(out / "report.csv", csv_bytes(REPORT, report))
-    return _unlisted(found, {r["ID"].strip() for r in students})
+    return _unlisted(found, {r["ID"].strip() for r in students}) + [
+        f"{student}'s feedback is not in canvas-feedback.zip: Canvas names an upload after its "
+        f"download, which downloaded/{assignment}/extracted/ no longer holds (run nbgrader "
+        f"zip_collect {assignment} on the Canvas zip, then export again)"
+        for student in unnamed
+    ]
 
 
 def export_moodle(course: Course, assignment: str, worksheet=None) -> list[str]:
@@ -140,5 +148,9 @@ def _number(text: str) -> float | None:
 
 
 def _unlisted(found: dict[str, Result], listed: set[str]) -> list[str]:
-    """Students graded in this course whom the roster does not list (not exported)."""
-    return sorted(s for s, r in found.items() if s not in listed and r.score is not None)
+    """A warning for each student graded in this course whom the roster does not list."""
+    return [
+        f"{student} is graded but not on the roster: not exported"
+        for student, result in sorted(found.items())
+        if student not in listed and result.score is not None
+    ]
