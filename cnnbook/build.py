@@ -245,10 +245,50 @@ _NOTEBOOK_ENTRY = """<li><a href="{href}" target="_blank"
 """
 
 
+# MyST roles a plain notebook shows as raw text: ``{glue:text}`name:.4f```, ``{doc}`text <page>```.
+_GLUE_ROLE = re.compile(r"\{glue(?::text|:)?\}`(?P<name>[^`:]+)(?::(?P<spec>[^`]*))?`")
+_OTHER_ROLE = re.compile(r"\{(?:doc|ref|numref|download|term)\}`(?P<body>[^`]+)`")
+
+
+def executed_glue(source: Path) -> dict:
+    """The values ``source``'s last build glued, from the jupyter-cache ({} when it has none)."""
+    import jupytext
+    from jupyter_cache import get_cache
+
+    try:
+        _, nb = get_cache(BUILD / ".jupyter_cache").merge_match_into_notebook(jupytext.read(source))
+    except KeyError:  # not executed (an exercise page) or changed since the build
+        return {}
+    return glued_values(o for cell in nb.cells for o in cell.get("outputs", []))
+
+
+def plain_markdown(text: str, glued: dict) -> str:
+    """``text`` with the MyST roles a notebook cannot render replaced: a glued value by the value
+    the build computed (or the variable's name), a cross-reference by its text."""
+
+    def value(match) -> str:
+        name, spec = match["name"], match["spec"]
+        if name not in glued:
+            return f"`{name}`"
+        try:
+            return format(glued[name], spec or "")
+        except (TypeError, ValueError):
+            return str(glued[name])
+
+    def reference(match) -> str:
+        body = match["body"]
+        shown = re.match(r"(?P<text>.*?)\s*<[^>]*>$", body, re.S)
+        return shown["text"] if shown else body
+
+    return _OTHER_ROLE.sub(reference, _GLUE_ROLE.sub(value, text))
+
+
 def clean_notebook(source: Path):
     """``source`` (a MyST markdown page) as a notebook with no outputs, validated by nbformat."""
     import jupytext
     import nbformat
+
+    glued = executed_glue(source)
 
     # Every page is MyST: only {code-cell} blocks are code (a plain ```bash block stays text).
     nb = jupytext.read(source, fmt="md:myst")
@@ -268,6 +308,8 @@ def clean_notebook(source: Path):
             if not cell.source.strip():
                 continue  # the cell held only plumbing
             cell.outputs, cell.execution_count = [], None
+        elif cell.cell_type == "markdown":
+            cell.source = plain_markdown(cell.source, glued)
         cells.append(cell)
     nb.cells = cells
     nbformat.validate(nb)

@@ -349,6 +349,9 @@ def test_download_button_offers_source_and_clean_notebook(visit, book, page):
     assert "myst_nb" not in served_notebook and "glue(" not in served_notebook, (
         f"{page}: the downloaded notebook carries the build's glue plumbing"
     )
+    prose = "".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    roles = re.findall(r"\{(?:glue[:a-z]*|doc|ref)\}`[^`]*`", prose)
+    assert not roles, f"{page}: the downloaded notebook shows MyST roles as raw text: {roles[:3]}"
     for marker in SOLUTION_MARKERS:
         if is_exercise(page):
             assert marker not in served_notebook, (

@@ -321,3 +321,21 @@ def test_install_mathjax_copies_it_whole_or_says_how_to_get_it(tmp_path, monkeyp
     copied = sorted(str(f.relative_to(target)) for f in target.rglob("*") if f.is_file())
     assert copied == ["output/chtml/fonts/a.woff", "tex-mml-chtml.js"]
     assert sorted(f.name for f in target.parent.iterdir()) == ["mathjax"]
+
+
+@pytest.mark.parametrize(
+    ("markdown", "plain"),
+    [
+        ("took {glue:text}`port_seconds:.0f` s", "took 84 s"),
+        ("accuracy {glue:text}`acc:.4f`.", "accuracy 0.9929."),
+        ("{glue:text}`params:,` weights", "615,440 weights"),
+        ("{glue:}`params`", "615440"),
+        ("not glued: {glue:text}`missing:.2f`", "not glued: `missing`"),
+        ("see {doc}`the pooling page <pooling>`", "see the pooling page"),
+        ("see {doc}`pooling`", "see pooling"),
+        ("as {ref}`the table <rf-table>` shows", "as the table shows"),
+    ],
+)
+def test_downloaded_markdown_shows_values_and_link_texts_not_myst_roles(markdown, plain):
+    glued = {"port_seconds": 83.6, "acc": 0.99291, "params": 615440}
+    assert build.plain_markdown(markdown, glued) == plain
