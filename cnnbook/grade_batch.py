@@ -2,8 +2,9 @@
 
 Run in the course folder::
 
-    python -m cnnbook.grade_batch ps1-convolution [--workers N | --scheduler ADDRESS | --scheduler-file FILE]
-                                                  [--student ID ...] [--force] [--max-notebook-mb 20]
+    python -m cnnbook.grade_batch ps1-convolution
+        [--workers N | --scheduler ADDRESS | --scheduler-file FILE]
+        [--student ID ...] [--force] [--max-notebook-mb 20]
 
 The client (this command) reads each student's submitted files as bytes (regular files only: links
 and special files are left out, with a note) and sends them to a Dask worker with the assignment's
@@ -16,8 +17,8 @@ PostgreSQL), ``autograded/<student>/<assignment>/`` (replaced only when the new 
 A rerun grades only students whose submission (or the assignment's source) changed since they were
 last graded; ``--force`` regrades everyone; ``--student ID`` grades that student and updates that
 row of ``report.csv``. Statuses: graded (with "cell timed out" / "kernel died" when the sandbox had
-to stop a cell), unreadable notebook, missing notebook, timed out (checking the files), kills grading
-workers, error, no submission. The exit code is 1 when a student was not graded.
+to stop a cell), unreadable notebook, missing notebook, timed out (checking the files), kills
+grading workers, error, no submission. The exit code is 1 when a student was not graded.
 """
 
 from __future__ import annotations
@@ -113,7 +114,8 @@ class Batch:
         self.notebooks = {p.name for p in source.glob("*.ipynb")}
 
     def select(self, students: list[str], digest: str, force: bool) -> list[str]:
-        """The students to grade; absent students are recorded and unchanged ones skipped on the way."""
+        """The students to grade; absent students are recorded and unchanged ones skipped on the
+        way."""
         todo = []
         for student in students:
             folder = self.folder(student)
@@ -176,7 +178,8 @@ class Batch:
         )
 
     def finish(self, job: dict | None, result: dict) -> None:
-        """Record one result (gradebook, graded folder, log), then its row in state.json and report.csv."""
+        """Record one result (gradebook, graded folder, log), then its row in state.json and
+        report.csv."""
         s = self.settings
         result["notes"] = (job["notes"] if job else []) + result["notes"]
         record(
@@ -220,7 +223,8 @@ def grade(
     force: bool = False,
     max_notebook_bytes: int = MAX_NOTEBOOK_BYTES,
 ) -> list[dict]:
-    """Grade ``students`` (default: everyone in submitted/) on Dask; returns the rows this run wrote."""
+    """Grade ``students`` (default: everyone in submitted/) on Dask; returns the rows this run
+    wrote."""
     course = course.resolve()
     settings = course_settings(course)
     check_gradebook(settings, assignment)
@@ -245,7 +249,8 @@ def grade(
     return batch.done
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The command line: the assignment, which students, and where to grade them."""
     parser = argparse.ArgumentParser(
         prog="python -m cnnbook.grade_batch", description=__doc__.split("\n")[0]
     )
@@ -289,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         help="largest submitted file read, in MiB (default: %(default)g); larger ones are "
         "left out, and a larger notebook is rejected unread",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -305,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     except KeyboardInterrupt:
         print(
-            "interrupted: every result that arrived is recorded (report.csv is up to date); run the same "
-            "command again to grade the rest",
+            "interrupted: every result that arrived is recorded (report.csv is up to date); run "
+            "the same command again to grade the rest",
             file=sys.stderr,
         )
         return 130

@@ -2,13 +2,14 @@
 
 Run from anywhere::
 
-    python -m cnnbook.gradebook_copy sqlite:///gradebook.db postgresql://grader:secret@dbhost/cnn_course
+    python -m cnnbook.gradebook_copy sqlite:///gradebook.db \\
+        postgresql://grader:secret@dbhost/cnn_course
 
-The target gets nbgrader's own tables (created by :class:`nbgrader.api.Gradebook`, which also records
-nbgrader's schema version), then every row of the source, table by table in foreign-key order, in one
-transaction: either everything is copied or nothing is. A target that already holds grading data, a
-source that is not an nbgrader gradebook of this nbgrader version, and a malformed or unreachable URL
-are refused with one line saying what to do (exit code 2).
+The target gets nbgrader's own tables (created by :class:`nbgrader.api.Gradebook`, which also
+records nbgrader's schema version), then every row of the source, table by table in foreign-key
+order, in one transaction: either everything is copied or nothing is. A target that already holds
+grading data, a source that is not an nbgrader gradebook of this nbgrader version, and a malformed
+or unreachable URL are refused with one line saying what to do (exit code 2).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def first_line(error: BaseException) -> str:
 
 
 def open_engine(url: str, role: str) -> Engine:
-    """An engine for ``url`` whose server answers; refuses malformed URLs, missing drivers and files."""
+    """An engine for ``url`` whose server answers; refuses malformed URLs, missing drivers and
+    files."""
     try:
         parsed = make_url(url)
         if (
@@ -71,8 +73,8 @@ def open_engine(url: str, role: str) -> Engine:
 
 
 def nbgrader_schema_version() -> str:
-    """The schema version this nbgrader writes (its alembic head, read in this process: nbgrader's own
-    ``get_alembic_version`` runs ``alembic`` in a child process, which takes seconds)."""
+    """The schema version this nbgrader writes (its alembic head, read in this process: nbgrader's
+    own ``get_alembic_version`` runs ``alembic`` in a child process, which takes seconds)."""
     import nbgrader
     from alembic.script import ScriptDirectory
 
@@ -80,7 +82,8 @@ def nbgrader_schema_version() -> str:
 
 
 def check_source(engine: Engine) -> None:
-    """Refuse a source that lacks nbgrader's tables or columns, or was made by another nbgrader version."""
+    """Refuse a source that lacks nbgrader's tables or columns, or was made by another nbgrader
+    version."""
     from nbgrader.api import Base
 
     found = inspect(engine)
@@ -92,7 +95,8 @@ def check_source(engine: Engine) -> None:
         if not {c.name for c in table.columns} <= columns:
             raise Refused(
                 f"the source is not an nbgrader gradebook (table {table.name!r} is missing or "
-                "incomplete): give the URL of the gradebook nbgrader writes, e.g. sqlite:///gradebook.db"
+                "incomplete): give the URL of the gradebook nbgrader writes, e.g. "
+                "sqlite:///gradebook.db"
             )
     with engine.connect() as conn:
         version = (
@@ -109,7 +113,8 @@ def check_source(engine: Engine) -> None:
 
 
 def create_tables(url: str) -> None:
-    """nbgrader's tables in the target, as nbgrader creates them (an empty course id adds no course row)."""
+    """nbgrader's tables in the target, as nbgrader creates them (an empty course id adds no course
+    row)."""
     from nbgrader.api import Gradebook
 
     Gradebook(url, course_id="").close()
@@ -123,15 +128,16 @@ def source_rows(conn: Connection, table) -> list[dict]:
 def course_rows(
     target: Connection, course, rows: list[dict], assignments: list[dict]
 ) -> list[dict]:
-    """The source's courses plus any course id its assignments name (gradebooks made with an empty course
-    id have none: SQLite does not enforce the key), minus those the target already has."""
+    """The source's courses plus any course id its assignments name (gradebooks made with an empty
+    course id have none: SQLite does not enforce the key), minus those the target already has."""
     present = {row.id for row in target.execute(select(course.c.id))}
     wanted = [row["id"] for row in rows] + [row["course_id"] for row in assignments]
     return [{"id": course_id} for course_id in dict.fromkeys(wanted) if course_id not in present]
 
 
 def copy_rows(source: Engine, target: Engine) -> dict[str, int]:
-    """Copy every table in foreign-key order in one transaction of the target; {table: rows copied}."""
+    """Copy every table in foreign-key order in one transaction of the target; {table: rows
+    copied}."""
     from nbgrader.api import Base
 
     counts = {}
@@ -158,7 +164,8 @@ def copy_rows(source: Engine, target: Engine) -> dict[str, int]:
 
 
 def copy_gradebook(from_url: str, to_url: str) -> dict[str, int]:
-    """Check both databases, create nbgrader's tables in the target and copy every row; {table: rows}."""
+    """Check both databases, create nbgrader's tables in the target and copy every row; {table:
+    rows}."""
     source = open_engine(from_url, "source")
     target = open_engine(to_url, "target")
     try:
@@ -183,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         help="an empty database, e.g. postgresql://grader:secret@dbhost/cnn_course",
     )
     args = parser.parse_args(argv)
-    # nbgrader runs `alembic` from PATH to learn its schema version: this environment's, even when not activated
+    # nbgrader runs `alembic` from PATH to learn its schema version: this environment's, even when
+    # not activated
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     try:
         counts = copy_gradebook(args.from_url, args.to_url)
@@ -196,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, n in counts.items():
         print(f"{name:22} {n:6} rows")
     print(
-        f"copied {sum(counts.values())} rows into {make_url(args.to_url).render_as_string(hide_password=True)}"
+        f"copied {sum(counts.values())} rows into "
+        f"{make_url(args.to_url).render_as_string(hide_password=True)}"
     )
     return 0
 

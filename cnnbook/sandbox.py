@@ -5,17 +5,17 @@ notebook can read ``gradebook.db`` and ``solutions/``, reach the network, or lea
 behind that edits grades later. This module provides
 
 * the ``cnnbook-sandbox`` Jupyter kernel (``python -m cnnbook.sandbox install``): its launcher
-  drops to an unprivileged uid of its own (no account of the host's) when started as root, sets resource limits
-  (address space, CPU seconds, processes/threads, file size, open files) and starts ipykernel
-  inside bubblewrap, with no network, in a new pid namespace that dies with its parent, on a root
-  file system built only from what the kernel needs, read-only: the system's programs and libraries
-  (``/usr``, ``/bin``, ``/lib*``, a few files of ``/etc``), the Python environment, the dataset cache,
-  and of the course package only ``cnnbook/__init__.py`` and ``cnnbook/data.py``. No other host
-  folder is there (no course folder, ``/root``, ``/home``, ``/var``, ``/opt``...). The kernel writes
-  to private tmpfs folders (``/tmp``, and an empty working folder in place of the notebook's folder)
-  and to one host folder, its own socket folder, limited to :data:`SOCKET_QUOTA_KB` when the grader
-  is root. The packages an assignment forbids (:data:`ENV_HIDDEN_PACKAGES`) are replaced by stubs
-  that raise ImportError;
+  drops to an unprivileged uid of its own (no account of the host's) when started as root, sets
+  resource limits (address space, CPU seconds, processes/threads, file size, open files) and starts
+  ipykernel inside bubblewrap, with no network, in a new pid namespace that dies with its parent, on
+  a root file system built only from what the kernel needs, read-only: the system's programs and
+  libraries (``/usr``, ``/bin``, ``/lib*``, a few files of ``/etc``), the Python environment, the
+  dataset cache, and of the course package only ``cnnbook/__init__.py`` and ``cnnbook/data.py``. No
+  other host folder is there (no course folder, ``/root``, ``/home``, ``/var``, ``/opt``...). The
+  kernel writes to private tmpfs folders (``/tmp``, and an empty working folder in place of the
+  notebook's folder) and to one host folder, its own socket folder, limited to
+  :data:`SOCKET_QUOTA_KB` when the grader is root. The packages an assignment forbids
+  (:data:`ENV_HIDDEN_PACKAGES`) are replaced by stubs that raise ImportError;
 * :func:`configure_limits`, which the grader's one entry point (:func:`cnnbook.grader.configure`)
   calls to pass the course folder and resource limits to the launcher.
 
@@ -39,9 +39,10 @@ from pathlib import Path
 
 KERNEL_NAME = "cnnbook-sandbox"
 NOBODY = 65534
-# As root, each kernel runs as a uid of its own, no account of the host's, from this range: RLIMIT_NPROC
-# counts every process of a uid, so with one shared user a fork bomb in one submission (or its processes
-# still dying) would stop the kernels of the submissions graded beside it from starting.
+# As root, each kernel runs as a uid of its own, no account of the host's, from this range:
+# RLIMIT_NPROC counts every process of a uid, so with one shared user a fork bomb in one submission
+# (or its processes still dying) would stop the kernels of the submissions graded beside it from
+# starting.
 KERNEL_UID_BASE, KERNEL_UID_SPAN = 2_000_000_000, 4_000_000
 ENV_COURSE = "CNNBOOK_SANDBOX_COURSE_ROOT"
 ENV_LIMITS = "CNNBOOK_SANDBOX_LIMITS"
@@ -57,7 +58,8 @@ SOCKET_INODES = (
 CONNECTION_FILE = (
     "/tmp/.kernel.json"  # where the kernel reads its connection file, inside the sandbox
 )
-# Shown read-only at the same place (a symlink stays a symlink: /lib -> usr/lib on merged-/usr systems).
+# Shown read-only at the same place (a symlink stays a symlink: /lib -> usr/lib on merged-/usr
+# systems).
 SYSTEM_PATHS = (
     "/usr",
     "/bin",
@@ -74,8 +76,8 @@ COURSE_MODULES = ("__init__.py", "data.py")  # of the course package, all a stud
 MAX_KERNEL_RESTARTS = (
     3  # per notebook, after a cell hangs or kills its kernel (see SandboxedExecute)
 )
-# Thread limits of numpy's BLAS, OpenMP and TensorFlow, which the grader may set (SandboxedExecute.threads):
-# the launcher passes them on to the kernel.
+# Thread limits of numpy's BLAS, OpenMP and TensorFlow, which the grader may set
+# (SandboxedExecute.threads): the launcher passes them on to the kernel.
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -85,7 +87,8 @@ THREAD_VARIABLES = (
 )
 
 # Per kernel. Measured in the sandbox on 2 cores: TensorFlow import + MNIST + one epoch of a small
-# Conv2D model peaks at 2.3 GB of address space (VmPeak) and 20 threads; the limits leave a wide margin.
+# Conv2D model peaks at 2.3 GB of address space (VmPeak) and 20 threads; the limits leave a wide
+# margin.
 DEFAULT_LIMITS = {
     "address_space_mb": 8192,  # RLIMIT_AS (TensorFlow reserves a lot of virtual memory)
     "cpu_seconds": 600,  # RLIMIT_CPU of the kernel process (all its threads together)
@@ -118,7 +121,8 @@ def kernel_dir(prefix: str | os.PathLike | None = None) -> Path:
 
 
 def install(prefix: str | os.PathLike | None = None) -> Path:
-    """Write ``kernel.json`` into ``<prefix>/share/jupyter/kernels/cnnbook-sandbox`` (idempotent)."""
+    """Write ``kernel.json`` into ``<prefix>/share/jupyter/kernels/cnnbook-sandbox``
+    (idempotent)."""
     folder = kernel_dir(prefix)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "kernel.json"
@@ -135,7 +139,8 @@ def bwrap_problem() -> str | None:
         return (
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. "
             "Fix: install it (Debian/Ubuntu: apt-get install bubblewrap), or, only if every "
-            "submission is trusted, call configure(c, root, require_sandbox=False) in nbgrader_config.py."
+            "submission is trusted, call configure(c, root, require_sandbox=False) in "
+            "nbgrader_config.py."
         )
     cmd = [
         bwrap,
@@ -179,8 +184,9 @@ def _unshare() -> list[str]:
 
 
 def kernel_uid() -> int:
-    """The uid the kernel runs as: as root, one from :data:`KERNEL_UID_BASE` no live launcher shares (the
-    launcher's pid picks it; pids are unique among live processes); otherwise the grader's own."""
+    """The uid the kernel runs as: as root, one from :data:`KERNEL_UID_BASE` no live launcher shares
+    (the launcher's pid picks it; pids are unique among live processes); otherwise the grader's
+    own."""
     if os.geteuid() != 0:
         return os.getuid()
     return KERNEL_UID_BASE + os.getpid() % KERNEL_UID_SPAN
@@ -210,8 +216,9 @@ def _die_with_parent() -> None:
 
 
 def _parent_gone() -> bool:
-    """Whether the grader that started this launcher died before the death signal was asked for (killed
-    while Python started here): no signal will ever come, so the launcher must not start a kernel."""
+    """Whether the grader that started this launcher died before the death signal was asked for
+    (killed while Python started here): no signal will ever come, so the launcher must not start a
+    kernel."""
     expected = os.environ.get("JPY_PARENT_PID", "")
     return expected.isdigit() and os.getppid() != int(expected)
 
@@ -265,7 +272,8 @@ def _bind(path: Path, writable: bool = False) -> list[str]:
 
 
 def _system() -> list[str]:
-    """bwrap arguments that show the system's programs and libraries (:data:`SYSTEM_PATHS`), read-only."""
+    """bwrap arguments that show the system's programs and libraries (:data:`SYSTEM_PATHS`),
+    read-only."""
     args = []
     for name in SYSTEM_PATHS:
         path = Path(name)
@@ -288,7 +296,10 @@ def _system_dirs() -> list[Path]:
 def _etc_files() -> dict[str, bytes]:
     """Made-up ``/etc`` files, in place of the host's: the users and groups ``getpwuid`` may ask
     about (the host's accounts stay unknown), and ``localhost``."""
-    users = f"root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:{NOBODY}:{NOBODY}:nobody:/tmp:/usr/sbin/nologin\n"
+    users = (
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        f"nobody:x:{NOBODY}:{NOBODY}:nobody:/tmp:/usr/sbin/nologin\n"
+    )
     groups = f"root:x:0:\nnogroup:x:{NOBODY}:\n"
     if os.geteuid() == 0:
         users += f"student:x:{kernel_uid()}:{NOBODY}:student:/tmp:/usr/sbin/nologin\n"
@@ -315,7 +326,8 @@ def _python_roots() -> list[Path]:
 
 
 def _python() -> str:
-    """The environment's ``python`` by its path in the sandbox, which has no symlinks leading to the venv."""
+    """The environment's ``python`` by its path in the sandbox, which has no symlinks leading to the
+    venv."""
     try:
         return str(Path(sys.prefix).resolve() / Path(sys.executable).relative_to(sys.prefix))
     except ValueError:
@@ -368,7 +380,8 @@ def _hidden_modules(names: list[str]) -> dict[Path, str]:
 
 
 def _stub(name: str, path: Path) -> bytes:
-    """What the kernel finds at ``path`` in place of the hidden package ``name``'s folder or file."""
+    """What the kernel finds at ``path`` in place of the hidden package ``name``'s folder or
+    file."""
     if path.is_dir() or path.suffix == ".py":  # the folder holds the stub as its __init__.py
         message = f"{name} cannot be imported when this problem set is graded: use numpy only"
         return f"raise ImportError({message!r}, name={name!r})\n".encode()
@@ -376,7 +389,8 @@ def _stub(name: str, path: Path) -> bytes:
 
 
 def _hide(stubs: dict[str, int]) -> list[str]:
-    """bwrap arguments that put each stub (a file descriptor, see :func:`_stub`) in place of a hidden module.
+    """bwrap arguments that put each stub (a file descriptor, see :func:`_stub`) in place of a
+    hidden module.
 
     A package's folder becomes an empty tmpfs holding only the stub ``__init__.py`` (a package takes
     precedence over modules of the same name, and nothing of the real one is left to read), then
@@ -433,13 +447,13 @@ def _course_package() -> list[str]:
 def _working_folder(cwd: Path) -> list[str]:
     """bwrap arguments that give the kernel an empty, private working folder at ``cwd``.
 
-    nbgrader runs the kernel in ``autograded/<student>/<assignment>/``, where it has just written the
-    notebook being graded *with its hidden tests*, beside the files the student submitted with it,
-    and where it later writes (as root) the graded notebook and the assignment's next notebooks. So
-    the kernel sees a fresh tmpfs there instead: no notebook (nothing to read the hidden tests from),
-    none of the submitted files (the cwd comes first on ``sys.path``: a submitted ``numpy.py`` would
-    replace numpy), and whatever it writes (a file, a symlink named like a notebook) vanishes with
-    the kernel instead of being read, written through or handed out.
+    nbgrader runs the kernel in ``autograded/<student>/<assignment>/``, where it has just written
+    the notebook being graded *with its hidden tests*, beside the files the student submitted with
+    it, and where it later writes (as root) the graded notebook and the assignment's next notebooks.
+    So the kernel sees a fresh tmpfs there instead: no notebook (nothing to read the hidden tests
+    from), none of the submitted files (the cwd comes first on ``sys.path``: a submitted
+    ``numpy.py`` would replace numpy), and whatever it writes (a file, a symlink named like a
+    notebook) vanishes with the kernel instead of being read, written through or handed out.
     """
     return _open_parents(cwd) + [
         "--size",
@@ -478,22 +492,38 @@ def sandbox_command(
     the made-up ``/etc`` files. ``stubs`` maps the paths of hidden modules to the descriptors of
     their stubs (:func:`_hidden_modules`, :func:`_stub`).
 
-    The sandbox's root starts empty and gets only the pieces the module's docstring lists, in an order
-    where each mount lands on what it must cover: the private /tmp before what lives under the grader's
-    /tmp (the working folder, the socket folder, a project checked out there), the environment before
-    the folders emptied or stubbed inside it, and last, the root made read-only (without root, the
-    kernel would own it).
+    The sandbox's root starts empty and gets only the pieces the module's docstring lists, in an
+    order where each mount lands on what it must cover: the private /tmp before what lives under the
+    grader's /tmp (the working folder, the socket folder, a project checked out there), the
+    environment before the folders emptied or stubbed inside it, and last, the root made read-only
+    (without root, the kernel would own it).
 
     As root, bubblewrap sets up the mounts (it can read the grader's files to bind them), then
     ``setpriv`` inside the sandbox becomes ``nobody`` with no capabilities before Python starts:
     a user namespace alone would keep the host uid 0 and read root-owned files.
     """
-    bwrap = shutil.which("bwrap") or "/usr/bin/bwrap"
     data = _data_dir()
     shown = _python_roots() + ([data] if data.is_dir() else [])
     _check_hidden(shown + _system_dirs(), course_root, cwd)
-    cmd = [
-        bwrap,
+    return (
+        _new_root()
+        + _working_folder(cwd)
+        + [arg for path in shown for arg in _bind(path)]
+        + _empty(_package_dirs()[1])
+        + _course_package()
+        + _hide(stubs or {})
+        + _bind(socket_dir, writable=True)
+        + _read_only_files(files)
+        + ["--remount-ro", "/", "--chdir", str(cwd)]
+        + _drop_privileges()
+        + [_python(), "-m", "ipykernel_launcher", "-f", CONNECTION_FILE, *kernel_args]
+    )
+
+
+def _new_root() -> list[str]:
+    """bubblewrap with new namespaces, the system folders, /dev, /proc and a private /tmp."""
+    return [
+        shutil.which("bwrap") or "/usr/bin/bwrap",
         *_unshare(),
         "--die-with-parent",
         "--new-session",
@@ -510,39 +540,28 @@ def sandbox_command(
         "1777",
         "--tmpfs",
         "/tmp",
-        *_working_folder(cwd),
     ]
-    for path in shown:
-        cmd += _bind(path)
-    cmd += (
-        _empty(_package_dirs()[1])
-        + _course_package()
-        + _hide(stubs or {})
-        + _bind(socket_dir, writable=True)
-    )
+
+
+def _read_only_files(files: dict[str, int]) -> list[str]:
+    """Each descriptor's contents, read-only at its path (see :func:`sandbox_command`)."""
+    args = []
     for dest, fd in sorted(files.items()):
-        cmd += _open_parents(Path(dest)) + ["--perms", "0444", "--ro-bind-data", str(fd), dest]
-    cmd += ["--remount-ro", "/", "--chdir", str(cwd)]
-    cmd += _drop_privileges() + [
-        _python(),
-        "-m",
-        "ipykernel_launcher",
-        "-f",
-        CONNECTION_FILE,
-        *kernel_args,
-    ]
-    return cmd
+        args += _open_parents(Path(dest)) + ["--perms", "0444", "--ro-bind-data", str(fd), dest]
+    return args
 
 
 def _data_dir() -> Path:
-    """The dataset cache the grader uses (``cnnbook.data.cache_dir()``), shown read-only to the kernel."""
+    """The dataset cache the grader uses (``cnnbook.data.cache_dir()``), shown read-only to the
+    kernel."""
     from cnnbook.data import cache_dir
 
     return Path(cache_dir()).resolve()
 
 
 def _dataset_copies() -> dict[str, int]:
-    """Descriptors of the dataset files only root may read, for bwrap to show readable copies of them."""
+    """Descriptors of the dataset files only root may read, for bwrap to show readable copies of
+    them."""
     data = _data_dir()
     if os.geteuid() != 0 or not data.is_dir():
         return {}
@@ -554,7 +573,8 @@ def _dataset_copies() -> dict[str, int]:
 
 
 def _memfd(content: bytes) -> int:
-    """A descriptor of an in-memory file holding ``content``: what bwrap shows is never written to disk."""
+    """A descriptor of an in-memory file holding ``content``: what bwrap shows is never written to
+    disk."""
     fd = os.memfd_create("cnnbook-sandbox")
     os.write(fd, content)
     os.lseek(fd, 0, os.SEEK_SET)
@@ -592,14 +612,15 @@ def _kernel_env() -> dict:
 
 @contextlib.contextmanager
 def _socket_folder(folder: Path):
-    """The kernel's socket folder, the one host folder it may write to: private, with a quota as root.
+    """The kernel's socket folder, the one host folder it may write to: private, with a quota as
+    root.
 
-    As root, a tmpfs of :data:`SOCKET_QUOTA_KB` (and :data:`SOCKET_INODES` files) owned by the kernel's uid,
-    mode 0700, is mounted on the folder, on the host, where the grader connects to the sockets; it is
-    unmounted afterwards, or, when this process is killed (jupyter_client kills the launcher's process
-    group with SIGKILL after a hung cell), by a detached ``umount`` that waits for this process to end.
-    That one looks for its own mount by a name of its own: a kernel restarted with the same connection
-    file mounts a new one on the same folder.
+    As root, a tmpfs of :data:`SOCKET_QUOTA_KB` (and :data:`SOCKET_INODES` files) owned by the
+    kernel's uid, mode 0700, is mounted on the folder, on the host, where the grader connects to the
+    sockets; it is unmounted afterwards, or, when this process is killed (jupyter_client kills the
+    launcher's process group with SIGKILL after a hung cell), by a detached ``umount`` that waits
+    for this process to end. That one looks for its own mount by a name of its own: a kernel
+    restarted with the same connection file mounts a new one on the same folder.
 
     Without root nothing can be mounted on the host, so the folder stays a plain folder: private
     (mode 0700, new for each kernel, removed by SandboxedExecute afterwards), each file in it capped
@@ -610,7 +631,10 @@ def _socket_folder(folder: Path):
         yield folder
         return
     name = f"cnnbook-kernel-{secrets.token_hex(8)}"
-    options = f"size={SOCKET_QUOTA_KB}k,nr_inodes={SOCKET_INODES},mode=0700,uid={kernel_uid()},gid={NOBODY}"
+    options = (
+        f"size={SOCKET_QUOTA_KB}k,nr_inodes={SOCKET_INODES},mode=0700,"
+        f"uid={kernel_uid()},gid={NOBODY}"
+    )
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"{options},nosuid,nodev,noexec", name, str(folder)],
         capture_output=True,

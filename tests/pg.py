@@ -1,15 +1,16 @@
 """A real PostgreSQL server for the tests (a helper module, not a test module).
 
-:class:`PostgresServer` runs ``initdb`` and ``pg_ctl start`` in a temporary folder: the server listens on
-127.0.0.1 only, on a free port, with its unix socket in that folder, and is stopped (``pg_ctl stop -m
-immediate``) and removed by :meth:`PostgresServer.stop`. Over TCP it checks passwords (scram-sha-256): the
-tests connect as the role ``grader`` with the password ``secret``, with URLs of the documented form
-``postgresql://grader:secret@127.0.0.1:PORT/cnn_course``. The superuser ``postgres`` connects through the
-unix socket without a password, to create roles and databases. initdb refuses to run as root: under root
-the folder belongs to ``nobody`` and initdb and pg_ctl run as ``nobody``.
+:class:`PostgresServer` runs ``initdb`` and ``pg_ctl start`` in a temporary folder: the server
+listens on 127.0.0.1 only, on a free port, with its unix socket in that folder, and is stopped
+(``pg_ctl stop -m immediate``) and removed by :meth:`PostgresServer.stop`. Over TCP it checks
+passwords (scram-sha-256): the tests connect as the role ``grader`` with the password ``secret``,
+with URLs of the documented form ``postgresql://grader:secret@127.0.0.1:PORT/cnn_course``. The
+superuser ``postgres`` connects through the unix socket without a password, to create roles and
+databases. initdb refuses to run as root: under root the folder belongs to ``nobody`` and initdb and
+pg_ctl run as ``nobody``.
 
-The binaries are found on PATH or in /usr/lib/postgresql/<version>/bin (Debian's ``postgresql`` package,
-which ``bash scripts/install-system-packages.sh`` installs).
+The binaries are found on PATH or in /usr/lib/postgresql/<version>/bin (Debian's ``postgresql``
+package, which ``bash scripts/install-system-packages.sh`` installs).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class PostgresNotInstalled(RuntimeError):
 
 
 def bin_dir() -> Path:
-    """The folder of PostgreSQL's server binaries (the newest version when several are installed)."""
+    """The folder of PostgreSQL's server binaries (the newest version when several are
+    installed)."""
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(found).parent
@@ -85,7 +87,8 @@ class PostgresServer:
         return done
 
     def start(self) -> PostgresServer:
-        """initdb, settings for a throw-away server, pg_ctl start (waits until it accepts connections)."""
+        """initdb, settings for a throw-away server, pg_ctl start (waits until it accepts
+        connections)."""
         if self.as_root:
             owner = pwd.getpwnam(RUN_AS)
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
@@ -117,7 +120,8 @@ class PostgresServer:
         return self
 
     def admin(self, sql: str) -> None:
-        """Run one statement as the superuser, outside a transaction (CREATE/DROP DATABASE need that)."""
+        """Run one statement as the superuser, outside a transaction (CREATE/DROP DATABASE need
+        that)."""
         import psycopg
 
         with psycopg.connect(

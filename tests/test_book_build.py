@@ -1,4 +1,5 @@
-"""The website builds with no warning, from the table of contents only, and a rebuild executes nothing."""
+"""The website builds with no warning, from the table of contents only, and a rebuild executes
+nothing."""
 
 from __future__ import annotations
 

@@ -172,7 +172,8 @@ def test_truncated_mnist_source_is_refused_by_checksum(mnist_fixture, cache):
 
 
 def test_unreadable_mnist_source_gets_a_clear_message(mnist_fixture, monkeypatch, cache):
-    """Even a file that passes the checksum test but cannot be decompressed gets a message, not a traceback."""
+    """Even a file that passes the checksum test but cannot be decompressed gets a message, not a
+    traceback."""
     src, _ = mnist_fixture
     src.write_bytes(src.read_bytes()[:200])
     monkeypatch.setattr(data, "MNIST_SOURCE_SHA256", file_sha(src))
@@ -245,7 +246,8 @@ def test_fashion_split_is_first_n_train_last_m_test(fashion_fixture):
     for label, imgs in per_class.items():
         imgs = imgs.reshape(-1, 28, 28)
         train_of_class = x_train[y_train == label]
-        # same images as the first three in the file (order shuffled), the last one is the test image
+        # same images as the first three in the file (order shuffled), the last one is the test
+        # image
         assert sorted(map(bytes, train_of_class)) == sorted(map(bytes, imgs[:3]))
         np.testing.assert_array_equal(x_test[y_test == label][0], imgs[3])
     assert y_train.tolist() != sorted(y_train.tolist()), (

@@ -1,7 +1,7 @@
 """A failed release or grading keeps the previous result (cnnbook/grader/keepwork.py): plain
 ``nbgrader generate_assignment --force`` and ``nbgrader autograde --force``, run with this course's
-nbgrader_config.py, replace the old result only when the new one is complete, and a gradebook URL that
-does not work stops them with one line, before anything is removed."""
+nbgrader_config.py, replace the old result only when the new one is complete, and a gradebook URL
+that does not work stops them with one line, before anything is removed."""
 
 from __future__ import annotations
 
@@ -165,8 +165,8 @@ def test_a_stopped_runs_previous_version_is_put_back(tmp_path):
 
 
 def test_a_previous_version_that_cannot_be_kept_is_not_replaced(monkeypatch, tmp_path):
-    """No room for the copy nbgrader decides from: the folder is not converted (nbgrader would remove
-    it), it is left as it was, and the command fails."""
+    """No room for the copy nbgrader decides from: the folder is not converted (nbgrader would
+    remove it), it is left as it was, and the command fails."""
     import logging
 
     from nbgrader.converters.base import NbGraderException
@@ -215,87 +215,103 @@ def test_a_previous_version_that_cannot_be_kept_is_not_replaced(monkeypatch, tmp
 def test_autograde_keeps_the_graded_submission_when_it_fails():
     course = make_course(prefix="cnnbook-keepwork-")
     try:
-        students = ("ann", STUDENT)  # graded in this order
-        for student in students:
-            course.submit(
-                student,
-                ASSIGNMENT,
-                course.submission(ASSIGNMENT, NOTEBOOK, honest=True),
-                notebook=NOTEBOOK,
-            )
-        done = nbgrader(course, "autograde", ASSIGNMENT)
-        assert done.returncode == 0, done.stderr[-3000:]
-        graded = {student: course.autograded_dir / student / ASSIGNMENT for student in students}
-        first = {student: tree(folder) for student, folder in graded.items()}
-        for student in students:
-            assert course.score(student, ASSIGNMENT) == (18.0, 18.0)
-            assert (
-                b'"grade_id": "test_conv2d_random_cases"' in first[student][f"{NOTEBOOK}.ipynb"][0]
-            )
-
-        def assert_nothing_left_behind():
-            for folder in graded.values():
-                assert sorted(p.name for p in folder.parent.iterdir()) == [ASSIGNMENT]
-
-        # A gradebook URL that does not work: one line, nothing removed.
-        for url, expected in BROKEN_URLS.values():
-            done = nbgrader_with_db(course, url, "autograde", ASSIGNMENT, "--force")
-            assert_one_line_db_message(done, expected)
-            assert "Removing existing assignment" not in done.stderr
-            assert {student: tree(folder) for student, folder in graded.items()} == first
-            assert_nothing_left_behind()
-
+        graded, first = _grade_ann_and_kim(course)
+        _broken_gradebook_urls_remove_nothing(course, graded, first)
         # Without --force nothing is graded again, and nothing is left behind.
         done = nbgrader(course, "autograde", ASSIGNMENT)
-        assert done.returncode == 0 and "Skipping existing assignment" in done.stderr, done.stderr[
-            -3000:
-        ]
-        assert {student: tree(folder) for student, folder in graded.items()} == first
-        assert_nothing_left_behind()
-
-        # ann's notebook replaced by one nbgrader cannot read, everyone graded again: nbgrader removes
-        # ann's result and fails; it is put back before kim's grading starts, and kim is graded anew.
-        submitted = course.submitted / "ann" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
-        submitted.write_bytes(b'{"cells": [')
-        done = nbgrader(course, "autograde", ASSIGNMENT, "--force")
-        assert done.returncode != 0
-        log = done.stderr
-        assert f"Removing existing assignment: {graded['ann']}" in log  # nbgrader did remove it...
-        kept = log.index(
-            f"Kept the previous version of {graded['ann']}: the new one failed"
-        )  # ...it came back
-        assert kept < log.index(f"Removing existing assignment: {graded[STUDENT]}")
-        assert f"Kept the previous version of {graded[STUDENT]}" not in log
-        assert re.search(
-            rf"Writing \d+ bytes to {re.escape(str(graded[STUDENT]))}/{NOTEBOOK}\.ipynb", log[kept:]
-        )
-        assert tree(graded["ann"]) == first["ann"]
-        assert course.score(STUDENT, ASSIGNMENT) == (18.0, 18.0)
-        assert_nothing_left_behind()
-
-        # A new submission of ann's that grades: it replaces her old result, nothing is left behind.
-        conv2d = next(
-            c
-            for c in course.source_notebook(ASSIGNMENT, NOTEBOOK)["cells"]
-            if c["metadata"].get("nbgrader", {}).get("grade_id") == "conv2d"
-        )
-        second_try = solution_body(conv2d) + "\n# ann's second try\n"
-        course.submit(
-            "ann",
-            ASSIGNMENT,
-            course.submission(ASSIGNMENT, NOTEBOOK, {"conv2d": second_try}, honest=True),
-            notebook=NOTEBOOK,
-        )
-        done = nbgrader(course, "autograde", ASSIGNMENT, "--student", "ann", "--force")
         assert done.returncode == 0, done.stderr[-3000:]
-        second = tree(graded["ann"])
-        assert second != first["ann"] and list(second) == list(first["ann"])
-        assert "# ann's second try" in json.dumps(course.autograded("ann", ASSIGNMENT, NOTEBOOK))
-        assert "# ann's second try" not in first["ann"][f"{NOTEBOOK}.ipynb"][0].decode()
-        assert course.score("ann", ASSIGNMENT) == (18.0, 18.0)
-        assert_nothing_left_behind()
+        assert "Skipping existing assignment" in done.stderr, done.stderr[-3000:]
+        _assert_unchanged(graded, first)
+        _an_unreadable_notebook_keeps_its_result(course, graded, first)
+        _a_new_submission_that_grades_replaces_the_result(course, graded, first)
     finally:
         course.remove()
+
+
+def _grade_ann_and_kim(course) -> tuple[dict, dict]:
+    """ann and kim (graded in this order) graded with full marks: {student: graded folder} and
+    {student: its tree}."""
+    students = ("ann", STUDENT)
+    for student in students:
+        course.submit(
+            student,
+            ASSIGNMENT,
+            course.submission(ASSIGNMENT, NOTEBOOK, honest=True),
+            notebook=NOTEBOOK,
+        )
+    done = nbgrader(course, "autograde", ASSIGNMENT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    graded = {student: course.autograded_dir / student / ASSIGNMENT for student in students}
+    first = {student: tree(folder) for student, folder in graded.items()}
+    for student in students:
+        assert course.score(student, ASSIGNMENT) == (18.0, 18.0)
+        notebook = first[student][f"{NOTEBOOK}.ipynb"][0]
+        assert b'"grade_id": "test_conv2d_random_cases"' in notebook
+    return graded, first
+
+
+def _assert_nothing_left_behind(graded: dict) -> None:
+    for folder in graded.values():
+        assert sorted(p.name for p in folder.parent.iterdir()) == [ASSIGNMENT]
+
+
+def _assert_unchanged(graded: dict, first: dict) -> None:
+    assert {student: tree(folder) for student, folder in graded.items()} == first
+    _assert_nothing_left_behind(graded)
+
+
+def _broken_gradebook_urls_remove_nothing(course, graded: dict, first: dict) -> None:
+    """A gradebook URL that does not work: one line, nothing removed."""
+    for url, expected in BROKEN_URLS.values():
+        done = nbgrader_with_db(course, url, "autograde", ASSIGNMENT, "--force")
+        assert_one_line_db_message(done, expected)
+        assert "Removing existing assignment" not in done.stderr
+        _assert_unchanged(graded, first)
+
+
+def _an_unreadable_notebook_keeps_its_result(course, graded: dict, first: dict) -> None:
+    """ann's notebook replaced by one nbgrader cannot read, everyone graded again: nbgrader removes
+    ann's result and fails; it is put back before kim's grading starts, and kim is graded anew."""
+    submitted = course.submitted / "ann" / ASSIGNMENT / f"{NOTEBOOK}.ipynb"
+    submitted.write_bytes(b'{"cells": [')
+    done = nbgrader(course, "autograde", ASSIGNMENT, "--force")
+    assert done.returncode != 0
+    log = done.stderr
+    # nbgrader did remove it, and it came back
+    assert f"Removing existing assignment: {graded['ann']}" in log
+    kept = log.index(f"Kept the previous version of {graded['ann']}: the new one failed")
+    assert kept < log.index(f"Removing existing assignment: {graded[STUDENT]}")
+    assert f"Kept the previous version of {graded[STUDENT]}" not in log
+    assert re.search(
+        rf"Writing \d+ bytes to {re.escape(str(graded[STUDENT]))}/{NOTEBOOK}\.ipynb", log[kept:]
+    )
+    assert tree(graded["ann"]) == first["ann"]
+    assert course.score(STUDENT, ASSIGNMENT) == (18.0, 18.0)
+    _assert_nothing_left_behind(graded)
+
+
+def _a_new_submission_that_grades_replaces_the_result(course, graded: dict, first: dict) -> None:
+    """A new submission of ann's that grades: it replaces her old result, nothing is left behind."""
+    conv2d = next(
+        c
+        for c in course.source_notebook(ASSIGNMENT, NOTEBOOK)["cells"]
+        if c["metadata"].get("nbgrader", {}).get("grade_id") == "conv2d"
+    )
+    second_try = solution_body(conv2d) + "\n# ann's second try\n"
+    course.submit(
+        "ann",
+        ASSIGNMENT,
+        course.submission(ASSIGNMENT, NOTEBOOK, {"conv2d": second_try}, honest=True),
+        notebook=NOTEBOOK,
+    )
+    done = nbgrader(course, "autograde", ASSIGNMENT, "--student", "ann", "--force")
+    assert done.returncode == 0, done.stderr[-3000:]
+    second = tree(graded["ann"])
+    assert second != first["ann"] and list(second) == list(first["ann"])
+    assert "# ann's second try" in json.dumps(course.autograded("ann", ASSIGNMENT, NOTEBOOK))
+    assert "# ann's second try" not in first["ann"][f"{NOTEBOOK}.ipynb"][0].decode()
+    assert course.score("ann", ASSIGNMENT) == (18.0, 18.0)
+    _assert_nothing_left_behind(graded)
 
 
 @pytest.mark.slow

@@ -1,15 +1,17 @@
-"""``python -m cnnbook.grade_batch`` on Dask, end to end: what the batch promises about parallel grading,
-dying workers, reruns, clusters and gradebooks.
+"""``python -m cnnbook.grade_batch`` on Dask, end to end: what the batch promises about parallel
+grading, dying workers, reruns, clusters and gradebooks.
 
-1. Parallel equals serial: 12 submissions of the real ps1-convolution (right, wrong, raising, looping,
-   malformed, misnamed, missing, empty, absent) graded with one worker and, in a copy of the course,
-   with two: the same scores per student and per cell, the same statuses.
-2. A worker killed (SIGKILL) while it grades: its task is graded again elsewhere, and every student is
-   graded exactly once (one report row, one gradebook submission, one log, no half-swapped folders).
-3. A submission that kills every worker that grades it is marked "kills grading workers" after Dask's
-   bounded tries, in bounded time, and the others are graded.
-4. Reruns: nothing changed, nobody graded (files and mtimes untouched); a changed notebook, --student,
-   --force, and a batch interrupted with SIGINT that keeps what it recorded and grades only the rest.
+1. Parallel equals serial: 12 submissions of the real ps1-convolution (right, wrong, raising,
+   looping, malformed, misnamed, missing, empty, absent) graded with one worker and, in a copy of
+   the course, with two: the same scores per student and per cell, the same statuses.
+2. A worker killed (SIGKILL) while it grades: its task is graded again elsewhere, and every student
+   is graded exactly once (one report row, one gradebook submission, one log, no half-swapped
+   folders).
+3. A submission that kills every worker that grades it is marked "kills grading workers" after
+   Dask's bounded tries, in bounded time, and the others are graded.
+4. Reruns: nothing changed, nobody graded (files and mtimes untouched); a changed notebook,
+   --student, --force, and a batch interrupted with SIGINT that keeps what it recorded and grades
+   only the rest.
 5. An existing cluster (a scheduler and a worker started here) by --scheduler-file and --scheduler.
 6. PostgreSQL: generate_assignment, grade_batch --workers 2, generate_feedback and export against a
    real server.
@@ -74,7 +76,8 @@ def sandboxed():
 
 @pytest.fixture(scope="module")
 def tiny_template():
-    """One tiny course (test_grader_inputs: its release generated, its gradebook made), copied for each test."""
+    """One tiny course (test_grader_inputs: its release generated, its gradebook made), copied for
+    each test."""
     root = make_tiny_course(Path(tempfile.mkdtemp(prefix="cnnbook-dask-tiny-", dir="/var/tmp")))
     yield root
     shutil.rmtree(root, ignore_errors=True)
@@ -92,7 +95,8 @@ def tiny_course(tiny_template):
 
 
 def sleepy(root: Path, code: str, seconds: float) -> dict:
-    """A tiny submission with ``code`` that also sleeps ``seconds`` in a cell of its own (a longer task)."""
+    """A tiny submission with ``code`` that also sleeps ``seconds`` in a cell of its own (a longer
+    task)."""
     return answer(root, code, [code_cell(f"import time\ntime.sleep({seconds})")])
 
 
@@ -107,7 +111,8 @@ def read_state(root: Path, assignment: str) -> dict[str, dict]:
 
 
 def gradebook(url: str, assignment: str, course_id: str) -> dict[str, tuple]:
-    """{student: (score, max_score, {cell: score})} of every submission of ``assignment`` in the gradebook."""
+    """{student: (score, max_score, {cell: score})} of every submission of ``assignment`` in the
+    gradebook."""
     from nbgrader.api import Gradebook
 
     with Gradebook(url, course_id) as gb:
@@ -152,7 +157,8 @@ def leftovers(root: Path) -> list[str]:
 
 
 def result_lines(stdout: str, students) -> dict[str, int]:
-    """How many times each student's result line is in the batch's output (not "unchanged" lines)."""
+    """How many times each student's result line is in the batch's output (not "unchanged"
+    lines)."""
     lines = [line for line in stdout.splitlines() if "unchanged since graded" not in line]
     return {s: sum(line.split(" ", 1)[0] == s for line in lines) for s in students}
 
@@ -172,7 +178,8 @@ def remove_grading_folder(folder: Path) -> None:
 
 
 def start_batch(root: Path, assignment: str, *args: str, log: Path) -> subprocess.Popen:
-    """``python -m cnnbook.grade_batch`` in the background, its output into ``log`` (a pipe could fill)."""
+    """``python -m cnnbook.grade_batch`` in the background, its output into ``log`` (a pipe could
+    fill)."""
     with open(log, "w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "cnnbook.grade_batch", assignment, "--course", str(root), *args],
@@ -194,7 +201,8 @@ def wait_until(condition, timeout: float, what: str, step: float = 0.05):
 
 
 def stop(process: subprocess.Popen, timeout: float = 30) -> None:
-    """End a process this module started (SIGTERM, then SIGKILL), and any of its children left behind."""
+    """End a process this module started (SIGTERM, then SIGKILL), and any of its children left
+    behind."""
     try:
         children = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
@@ -214,7 +222,8 @@ def stop(process: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def worker_processes(client: psutil.Process) -> list[psutil.Process]:
-    """The LocalCluster's worker processes: children of the client started by multiprocessing's spawn."""
+    """The LocalCluster's worker processes: children of the client started by multiprocessing's
+    spawn."""
     found = []
     for child in client.children():
         try:
@@ -237,7 +246,7 @@ def kernel_of(worker: psutil.Process) -> psutil.Process | None:
     return None
 
 
-# --------------------------------------------------------------------------- 1. parallel equals serial
+# ------------------------------------------------------------------------ 1. parallel equals serial
 
 # The 12 students of test 1, with what they should get: (status, score or None).
 PS1_EXPECTED = {
@@ -315,7 +324,8 @@ def submit_ps1_class(course) -> None:
 
 @pytest.fixture(scope="module")
 def ps1_pair():
-    """Two copies of one ps1 course with the same 12 submissions, graded with 1 and with 2 workers."""
+    """Two copies of one ps1 course with the same 12 submissions, graded with 1 and with 2
+    workers."""
     serial = make_course(extra_config=PS1_CONFIG, prefix="cnnbook-dask-serial-")
     parallel_root = Path(tempfile.mkdtemp(prefix="cnnbook-dask-parallel-", dir="/var/tmp"))
     try:
@@ -374,7 +384,7 @@ def test_parallel_grading_equals_serial_grading(ps1_pair):
         assert len({worker_of(logs / f"{s}.log") for s in graded}) == workers  # both workers graded
 
 
-# --------------------------------------------------------------------------- 2. a worker killed while grading
+# ----------------------------------------------------------------- 2. a worker killed while grading
 
 
 def test_worker_killed_while_grading_loses_nobody(tmp_path, tiny_course):
@@ -424,10 +434,11 @@ def test_worker_killed_while_grading_loses_nobody(tmp_path, tiny_course):
         shutil.rmtree(root, ignore_errors=True)
 
 
-# --------------------------------------------------------------------------- 3. a submission that kills workers
+# --------------------------------------------------------------- 3. a submission that kills workers
 
 # The tiny course's checks, with a grader crash: os._exit when the student's double returns 666s. A
-# student's code cannot kill the grader (it runs in the sandbox); a bug in the grader's checks could.
+# student's code cannot kill the grader (it runs in the sandbox); a bug in the grader's checks
+# could.
 KILLER_CHECKS = TINY_CHECKS.replace(
     "import numpy as np\n", "import os\n\nimport numpy as np\n", 1
 ).replace(
@@ -491,121 +502,139 @@ def test_reruns_grade_only_what_changed_and_an_interrupted_batch_keeps_its_resul
     tmp_path, capsys, tiny_course
 ):
     root = tiny_course
-    students = ["s1", "s2", "s3", "s4"]
-    logs = root / "grade_batch" / TINY / "logs"
     # One single-worker cluster for every run (a LocalCluster per run would add 7 s each).
     with connect(workers=1) as cluster:
-        address = cluster.scheduler.address
-
-        def grade(*only: str, force: bool = False) -> list[str]:
-            """The students a run graded."""
-            start = time.monotonic()
-            rows = batch_cli.grade(root, TINY, list(only) or None, scheduler=address, force=force)
-            print(
-                f"run {only or ''} {'--force' if force else ''}: {time.monotonic() - start:.1f} s"
-            )
-            return sorted(row["student"] for row in rows)
-
+        runs = _Reruns(root, cluster.scheduler.address)
         try:
-            for student in students:
+            for student in runs.students:
                 submit(root, student, answer(root, WRONG if student == "s3" else SOLUTION))
-            assert grade() == students
-            first_report = (root / "grade_batch" / TINY / "report.csv").read_bytes()
-            before = outputs(root, TINY)
-
-            # Nothing changed: nobody graded, nothing written but report.csv (the same bytes).
-            capsys.readouterr()
-            assert grade() == []
-            said = capsys.readouterr().out
-            assert all(f"{s:20s} unchanged since graded, kept" in said for s in students), said
-            assert outputs(root, TINY) == before
-            assert (root / "grade_batch" / TINY / "report.csv").read_bytes() == first_report
-
-            # s2 and s3 change; --student s2 grades s2 alone and keeps every other row as it was.
-            submit(root, "s2", answer(root, WRONG))
-            submit(root, "s3", answer(root, SOLUTION))
-            old = read_report(root, TINY)
-            assert grade("s2") == ["s2"]
-            report = read_report(root, TINY)
-            assert (report["s2"]["status"], report["s2"]["score"]) == ("graded", "0.0")
-            assert {s: report[s] for s in ("s1", "s3", "s4")} == {
-                s: old[s] for s in ("s1", "s3", "s4")
-            }
-            after = outputs(root, TINY)
-            changed = sorted(
-                path for path in set(before) | set(after) if before.get(path) != after.get(path)
-            )
-            assert changed and all(
-                "/s2/" in p or p.endswith(("/s2.log", "/gradebook.db", "/state.json"))
-                for p in changed
-            ), changed
-
-            # A plain rerun grades the other changed student only.
-            assert grade() == ["s3"]
-            assert read_report(root, TINY)["s3"]["score"] == "2.0"
-            assert {s: v[0] for s, v in tiny_gradebook(root).items()} == {
-                "s1": 2.0,
-                "s2": 0.0,
-                "s3": 2.0,
-                "s4": 2.0,
-            }
-
-            # --force grades everyone again.
-            mtimes = {s: (logs / f"{s}.log").stat().st_mtime_ns for s in students}
-            assert grade(force=True) == students
-            assert all((logs / f"{s}.log").stat().st_mtime_ns > mtimes[s] for s in students)
-
-            # Everyone changes; the batch is interrupted (SIGINT, as Ctrl-C) once its first result is recorded.
-            graded = read_state(root, TINY)
-            for student in students:
-                submit(root, student, sleepy(root, WRONG, 1))
-            client = start_batch(
-                root, TINY, "--scheduler", address, log=tmp_path / "interrupted.txt"
-            )
-            try:
-                wait_until(
-                    lambda: [
-                        s
-                        for s, row in read_state(root, TINY).items()
-                        if row["hash"] != graded[s]["hash"]
-                    ],
-                    180,
-                    "the first new result in state.json",
-                )
-                client.send_signal(signal.SIGINT)
-                code = client.wait(60)
-            finally:
-                stop(client)
-            said = (tmp_path / "interrupted.txt").read_text()
-            state = read_state(root, TINY)
-            kept = sorted(s for s in students if state[s]["hash"] != graded[s]["hash"])
-            print(f"\ninterrupted (exit code {code}) with {kept} recorded:\n{said[-1500:]}")
-            assert code == 130 and 1 <= len(kept) < len(students), said[-3000:]
-            assert (
-                "interrupted: every result that arrived is recorded" in said
-                and "Traceback" not in said
-            ), said
-            assert all(state[s]["score"] == 0.0 and state[s]["status"] == "graded" for s in kept)
-            assert leftovers(root) == []
-            kept_logs = {s: (logs / f"{s}.log").stat().st_mtime_ns for s in kept}
-            assert grade() == sorted(set(students) - set(kept))
-            assert {s: (logs / f"{s}.log").stat().st_mtime_ns for s in kept} == kept_logs
-            report = read_report(root, TINY)
-            assert {s: (row["status"], row["score"]) for s, row in report.items()} == dict.fromkeys(
-                students, ("graded", "0.0")
-            )
-            assert {s: v[0] for s, v in tiny_gradebook(root).items()} == dict.fromkeys(
-                students, 0.0
-            )
+            assert runs.grade() == runs.students
+            runs.nothing_changed_grades_nobody(capsys)
+            runs.changed_students_are_graded_one_run_each()
+            runs.force_grades_everyone()
+            runs.an_interrupted_batch_keeps_its_results(tmp_path / "interrupted.txt")
         finally:
             shutil.rmtree(root, ignore_errors=True)
+
+
+class _Reruns:
+    """Runs of the batch on the tiny course of four students, each checking what it graded."""
+
+    students = ["s1", "s2", "s3", "s4"]
+
+    def __init__(self, root: Path, address: str):
+        self.root, self.address = root, address
+        self.logs = root / "grade_batch" / TINY / "logs"
+        self.report_csv = root / "grade_batch" / TINY / "report.csv"
+
+    def grade(self, *only: str, force: bool = False) -> list[str]:
+        """The students a run graded."""
+        start = time.monotonic()
+        rows = batch_cli.grade(
+            self.root, TINY, list(only) or None, scheduler=self.address, force=force
+        )
+        print(f"run {only or ''} {'--force' if force else ''}: {time.monotonic() - start:.1f} s")
+        return sorted(row["student"] for row in rows)
+
+    def log_mtimes(self, students) -> dict[str, int]:
+        return {s: (self.logs / f"{s}.log").stat().st_mtime_ns for s in students}
+
+    def nothing_changed_grades_nobody(self, capsys) -> None:
+        """Nothing changed: nobody graded, nothing written but report.csv (the same bytes)."""
+        root = self.root
+        self.first_report = self.report_csv.read_bytes()
+        self.before = outputs(root, TINY)
+        capsys.readouterr()
+        assert self.grade() == []
+        said = capsys.readouterr().out
+        assert all(f"{s:20s} unchanged since graded, kept" in said for s in self.students), said
+        assert outputs(root, TINY) == self.before
+        assert self.report_csv.read_bytes() == self.first_report
+
+    def changed_students_are_graded_one_run_each(self) -> None:
+        """s2 and s3 change; --student s2 grades s2 alone and keeps every other row as it was; a
+        plain rerun then grades the other changed student only."""
+        root, before = self.root, self.before
+        submit(root, "s2", answer(root, WRONG))
+        submit(root, "s3", answer(root, SOLUTION))
+        old = read_report(root, TINY)
+        assert self.grade("s2") == ["s2"]
+        report = read_report(root, TINY)
+        assert (report["s2"]["status"], report["s2"]["score"]) == ("graded", "0.0")
+        others = ("s1", "s3", "s4")
+        assert {s: report[s] for s in others} == {s: old[s] for s in others}
+        after = outputs(root, TINY)
+        changed = sorted(
+            path for path in set(before) | set(after) if before.get(path) != after.get(path)
+        )
+        assert changed and all(
+            "/s2/" in p or p.endswith(("/s2.log", "/gradebook.db", "/state.json")) for p in changed
+        ), changed
+
+        assert self.grade() == ["s3"]
+        assert read_report(root, TINY)["s3"]["score"] == "2.0"
+        scores = {s: v[0] for s, v in tiny_gradebook(root).items()}
+        assert scores == {"s1": 2.0, "s2": 0.0, "s3": 2.0, "s4": 2.0}
+
+    def force_grades_everyone(self) -> None:
+        mtimes = self.log_mtimes(self.students)
+        assert self.grade(force=True) == self.students
+        assert all(self.log_mtimes([s])[s] > mtimes[s] for s in self.students)
+
+    def an_interrupted_batch_keeps_its_results(self, log: Path) -> None:
+        """Everyone changes; the batch is interrupted (SIGINT, as Ctrl-C) once its first result is
+        recorded: it keeps what it recorded, and the next run grades only the rest."""
+        root, students = self.root, self.students
+        graded = read_state(root, TINY)
+        for student in students:
+            submit(root, student, sleepy(root, WRONG, 1))
+        code = self.interrupt_after_the_first_result(graded, log)
+        said = log.read_text()
+        state = read_state(root, TINY)
+        kept = sorted(s for s in students if state[s]["hash"] != graded[s]["hash"])
+        print(f"\ninterrupted (exit code {code}) with {kept} recorded:\n{said[-1500:]}")
+        assert code == 130 and 1 <= len(kept) < len(students), said[-3000:]
+        assert (
+            "interrupted: every result that arrived is recorded" in said and "Traceback" not in said
+        ), said
+        assert all(state[s]["score"] == 0.0 and state[s]["status"] == "graded" for s in kept)
+        assert leftovers(root) == []
+        kept_logs = self.log_mtimes(kept)
+        assert self.grade() == sorted(set(students) - set(kept))
+        assert self.log_mtimes(kept) == kept_logs
+        report = read_report(root, TINY)
+        assert {s: (row["status"], row["score"]) for s, row in report.items()} == dict.fromkeys(
+            students, ("graded", "0.0")
+        )
+        scores = {s: v[0] for s, v in tiny_gradebook(root).items()}
+        assert scores == dict.fromkeys(students, 0.0)
+
+    def interrupt_after_the_first_result(self, graded: dict, log: Path) -> int:
+        """Start the batch, send it SIGINT once state.json has a new result; its exit code."""
+        root = self.root
+        client = start_batch(root, TINY, "--scheduler", self.address, log=log)
+        try:
+            wait_until(
+                lambda: [
+                    s
+                    for s, row in read_state(root, TINY).items()
+                    if row["hash"] != graded[s]["hash"]
+                ],
+                180,
+                "the first new result in state.json",
+            )
+            client.send_signal(signal.SIGINT)
+            return client.wait(60)
+        finally:
+            stop(client)
 
 
 # --------------------------------------------------------------------------- 5. an existing cluster
 
 
 def dask_process(*args: str, log: Path) -> subprocess.Popen:
-    """``python -m distributed.cli.<args>`` on 127.0.0.1, non-daemonic workers (grading starts processes)."""
+    """``python -m distributed.cli.<args>`` on 127.0.0.1, non-daemonic workers (grading starts
+    processes)."""
     env = {**_env(), "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
     with open(log, "w") as out:
         return subprocess.Popen(
@@ -618,8 +647,6 @@ def dask_process(*args: str, log: Path) -> subprocess.Popen:
 
 
 def test_existing_cluster_by_scheduler_file_and_address(tmp_path, tiny_course):
-    from distributed import Client
-
     root = tiny_course
     file = tmp_path / "scheduler.json"
     scheduler = dask_process(
@@ -640,20 +667,7 @@ def test_existing_cluster_by_scheduler_file_and_address(tmp_path, tiny_course):
         )
         address = json.loads(file.read_text())["address"]
         assert address.startswith("tcp://127.0.0.1:")
-        worker = dask_process(
-            "distributed.cli.dask_worker",
-            "--scheduler-file",
-            str(file),
-            "--nthreads",
-            "1",
-            "--host",
-            "127.0.0.1",
-            "--no-dashboard",
-            log=tmp_path / "worker.log",
-        )
-        with Client(scheduler_file=str(file), timeout="30s") as client:
-            client.wait_for_workers(1, timeout=60)
-            [worker_address] = client.scheduler_info()["workers"]
+        worker, worker_address = _one_worker(file, log=tmp_path / "worker.log")
         submit(root, "a-right", answer(root))
         submit(root, "b-wrong", answer(root, WRONG))
         done = grade_batch(root, TINY, "--scheduler-file", str(file), timeout=600)
@@ -666,22 +680,49 @@ def test_existing_cluster_by_scheduler_file_and_address(tmp_path, tiny_course):
             "b-wrong": 0,
             "c-right": 1,
         }
-        report = read_report(root, TINY)
-        assert {s: (row["status"], row["score"]) for s, row in report.items()} == {
-            "a-right": ("graded", "2.0"),
-            "b-wrong": ("graded", "0.0"),
-            "c-right": ("graded", "2.0"),
-        }
-        logs = root / "grade_batch" / TINY / "logs"
-        for student in report:
-            assert f"worker: {worker_address}," in (logs / f"{student}.log").read_text(), student
-        worker_log = (tmp_path / "worker.log").read_text()
-        assert "Traceback" not in worker_log, worker_log[-3000:]
+        _assert_graded_on_the_worker(root, worker_address, tmp_path / "worker.log")
     finally:
         for process in (worker, scheduler):
             if process is not None:
                 stop(process)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _one_worker(scheduler_file: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """A single-threaded worker of the scheduler named in ``scheduler_file``, once the scheduler
+    knows it: its process and its address."""
+    from distributed import Client
+
+    worker = dask_process(
+        "distributed.cli.dask_worker",
+        "--scheduler-file",
+        str(scheduler_file),
+        "--nthreads",
+        "1",
+        "--host",
+        "127.0.0.1",
+        "--no-dashboard",
+        log=log,
+    )
+    with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
+        client.wait_for_workers(1, timeout=60)
+        [worker_address] = client.scheduler_info()["workers"]
+    return worker, worker_address
+
+
+def _assert_graded_on_the_worker(root: Path, worker_address: str, worker_log: Path) -> None:
+    """Each student graded as expected, on that worker, which raised nothing."""
+    report = read_report(root, TINY)
+    assert {s: (row["status"], row["score"]) for s, row in report.items()} == {
+        "a-right": ("graded", "2.0"),
+        "b-wrong": ("graded", "0.0"),
+        "c-right": ("graded", "2.0"),
+    }
+    logs = root / "grade_batch" / TINY / "logs"
+    for student in report:
+        assert f"worker: {worker_address}," in (logs / f"{student}.log").read_text(), student
+    text = worker_log.read_text()
+    assert "Traceback" not in text, text[-3000:]
 
 
 # --------------------------------------------------------------------------- 6. PostgreSQL
@@ -690,7 +731,8 @@ def test_existing_cluster_by_scheduler_file_and_address(tmp_path, tiny_course):
 def grade_batch_db(
     course, db_url: str, *args: str, timeout: float = 900
 ) -> subprocess.CompletedProcess:
-    """``python -m cnnbook.grade_batch <args>`` in the course folder with NBGRADER_DB_URL=``db_url``."""
+    """``python -m cnnbook.grade_batch <args>`` in the course folder with
+    NBGRADER_DB_URL=``db_url``."""
     return subprocess.run(
         [sys.executable, "-m", "cnnbook.grade_batch", *args, "--course", str(course.root)],
         cwd=course.root,
@@ -752,7 +794,7 @@ def test_whole_workflow_against_postgresql(postgres_url):
         course.remove()
 
 
-# --------------------------------------------------------------------------- 7. a broken gradebook URL
+# ------------------------------------------------------------------------ 7. a broken gradebook URL
 
 
 def closed_port() -> int:
@@ -795,12 +837,12 @@ def test_broken_gradebook_url_stops_in_one_line_and_changes_nothing(ps1_pair, po
         )
 
 
-# --------------------------------------------------------------------------- 8. a scheduler that is not there
+# ----------------------------------------------------------------- 8. a scheduler that is not there
 
 
 def test_a_scheduler_that_cannot_be_reached_gives_one_line(tiny_course):
-    """A malformed address at once, an unreachable one after the 30 s connection timeout: one line that
-    says how to fix it, exit code 1, nothing graded or changed."""
+    """A malformed address at once, an unreachable one after the 30 s connection timeout: one line
+    that says how to fix it, exit code 1, nothing graded or changed."""
     submit(tiny_course, "s1", answer(tiny_course))
     for address, reason in (
         ("nonsense://x:1", "unknown address scheme 'nonsense'"),

@@ -1,7 +1,7 @@
-"""The gradebook in a real PostgreSQL server (tests/pg.py, one server per session, a fresh database per
-test): nbgrader's whole workflow with the course's own config and the documented URL
-postgresql://grader:secret@127.0.0.1:PORT/cnn_course, and ``python -m cnnbook.gradebook_copy``, which
-copies a SQLite gradebook into PostgreSQL or refuses with one line."""
+"""The gradebook in a real PostgreSQL server (tests/pg.py, one server per session, a fresh database
+per test): nbgrader's whole workflow with the course's own config and the documented URL
+postgresql://grader:secret@127.0.0.1:PORT/cnn_course, and ``python -m cnnbook.gradebook_copy``,
+which copies a SQLite gradebook into PostgreSQL or refuses with one line."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ GRADE_CELLS = 12  # graded test cells of ps1
 
 @pytest.fixture(autouse=True)
 def alembic_on_path(monkeypatch):
-    """nbgrader's Gradebook runs `alembic` from PATH when it creates a gradebook: this environment's."""
+    """nbgrader's Gradebook runs `alembic` from PATH when it creates a gradebook: this
+    environment's."""
     monkeypatch.setenv(
         "PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     )
@@ -42,7 +43,8 @@ def copy(from_url: str, to_url: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def assert_refused(done: subprocess.CompletedProcess, *words: str) -> None:
-    """Exit code 2, one line on stderr that starts with "error:" and says ``words``, no traceback."""
+    """Exit code 2, one line on stderr that starts with "error:" and says ``words``, no
+    traceback."""
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert "Traceback" not in done.stderr and done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -77,7 +79,8 @@ def rows(url: str) -> dict[str, list[tuple]]:
 
 
 def scores(url: str) -> tuple[set, dict, dict]:
-    """(students, {student: (score, max_score)}, {(student, cell): auto_score}) read through nbgrader's API."""
+    """(students, {student: (score, max_score)}, {(student, cell): auto_score}) read through
+    nbgrader's API."""
     from nbgrader.api import Gradebook
 
     with Gradebook(url, course_id="cnn-course") as gb:
@@ -177,8 +180,9 @@ def test_copy_sqlite_gradebook_into_postgres(postgres_url, tmp_path):
     "ignore::sqlalchemy.exc.SAWarning"
 )  # nbgrader's add_submission, not the copy
 def test_copy_keeps_a_gradebook_made_without_a_course_id(postgres_url, tmp_path):
-    """Gradebooks made before the course id was set name the course '' and have no course row (SQLite does
-    not enforce the key); PostgreSQL gets that course row, and nbgrader reads the copy."""
+    """Gradebooks made before the course id was set name the course '' and have no course row
+    (SQLite does not enforce the key); PostgreSQL gets that course row, and nbgrader reads the
+    copy."""
     from nbgrader.api import Gradebook
 
     sqlite_url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -197,7 +201,8 @@ def test_copy_keeps_a_gradebook_made_without_a_course_id(postgres_url, tmp_path)
 
 @pytest.fixture(scope="module")
 def empty_gradebook(tmp_path_factory) -> Path:
-    """An nbgrader gradebook (SQLite) with no grading data, made once: nbgrader takes seconds to make one."""
+    """An nbgrader gradebook (SQLite) with no grading data, made once: nbgrader takes seconds to
+    make one."""
     from nbgrader.api import Gradebook
 
     path = tmp_path_factory.mktemp("empty") / "gradebook.db"

@@ -6,10 +6,11 @@ A. Malformed files (a named pipe, a device, a socket or a directory in place of 
    honest student beside them is graded.
 B. Output floods (100,000 prints, 10,000 images just under the per-output cap, many cells each
    printing the most it may, one 100 MB message) leave the graded notebook and its feedback page
-   under 2 MB and the grader's memory bounded, while the grader's own probe payload and verdict survive.
-C. Markup attacks (script, event handlers, javascript: and data: URLs, iframes, SVG, a mermaid block,
-   attachments, raw cells) are gone from the autograded notebook and the feedback page, and an
-   ordinary heading, link and attached PNG are kept.
+   under 2 MB and the grader's memory bounded, while the grader's own probe payload and verdict
+   survive.
+C. Markup attacks (script, event handlers, javascript: and data: URLs, iframes, SVG, a mermaid
+   block, attachments, raw cells) are gone from the autograded notebook and the feedback page, and
+   an ordinary heading, link and attached PNG are kept.
 
 The unit tests come first; the end-to-end ones grade a tiny numpy assignment (trusted checks in the
 format of :mod:`cnnbook.grader.plan`) in temporary course folders under /var/tmp.
@@ -56,7 +57,10 @@ from cnnbook.grader.submission import _read_notebook
 ROOT = Path(__file__).resolve().parent.parent
 MALFORMED = ROOT / "tests" / "files" / "malformed"
 TWO_MB = 2 * 2**20
-PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+PNG_1X1 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kg"
+    "AAAABJRU5ErkJggg=="
+)
 WORDS = ("<script", "onerror=", "javascript:")  # what no student markup may leave in a page
 
 
@@ -297,13 +301,15 @@ def test_cap_outputs_counts_again_after_the_other_steps():
 ORDINARY = [
     "# Heading\n\nSome *emphasis*, **bold**, `code < x`, $a<b$ and $$\\sum_i x_i > 0$$.",
     (
-        "[a link](https://numpy.org/doc/?a=1&b=2), [mail](mailto:me@example.org), [anchor](#heading), "
-        "![image](https://example.org/a.png)"
+        "[a link](https://numpy.org/doc/?a=1&b=2), [mail](mailto:me@example.org), "
+        "[anchor](#heading), ![image](https://example.org/a.png)"
     ),
     "```python\nif a < b:\n    print('<script>')\n```",
-    "- item\n- [ ] task\n\n1. one\n\n| a | b |\n|:--|--:|\n| 1 | 2 |\n\n> quoted\n\n---\n\n~~old~~ <b>bold</b> <br>",
+    "- item\n- [ ] task\n\n1. one\n\n| a | b |\n|:--|--:|\n| 1 | 2 |\n\n> quoted\n\n---\n\n"
+    "~~old~~ <b>bold</b> <br>",
     "![attached](attachment:pixel.png)",
-    "<details><summary>More</summary>Text with <sub>sub</sub> and <span class='x'>span</span></details>",
+    "<details><summary>More</summary>Text with <sub>sub</sub> and <span "
+    "class='x'>span</span></details>",
 ]
 ATTACKS = [
     "<img src=x onerror=alert(1)>",
@@ -328,7 +334,8 @@ ATTACKS = [
     "![x](attachment:missing.png)",
     "<div class='modal navbar-fixed-top'>a layer over the formgrader</div>",
     (
-        '<a href="&#0000106&#0000097&#0000118&#0000097&#0000115&#0000099&#0000114&#0000105&#0000112&#0000116'
+        '<a href="&#0000106&#0000097&#0000118&#0000097&#0000115'
+        "&#0000099&#0000114&#0000105&#0000112&#0000116"
         '&#0000058alert(1)">x</a>'
     ),
 ]
@@ -492,8 +499,8 @@ def test_plain_autograde_finishes_and_grades_the_honest_student():
         for student in ("source-a-number", "kernelspec-a-string", "nbgrader-metadata-a-string"):
             assert scores[student] is not None, (student, log[-3000:])
         assert (
-            "source-a-number, tiny/tiny.ipynb sanitised: cell 1: source was a number, not text: emptied"
-            in log
+            "source-a-number, tiny/tiny.ipynb sanitised: cell 1: source was a number, not text: "
+            "emptied" in log
         )
         for student in (
             "cells-not-a-list",
@@ -528,8 +535,9 @@ FLOODS = [
     *["print('y' * 30_000)\nfor i in range(150):\n    display({'image/png': PNG}, raw=True)"] * 30,
     "print('\\x1b[1m<&>' * 200_000)",
 ]
-# Runs nbgrader and reports the grader process's peak memory (VmHWM: of this program alone, not of the
-# test process it was started from, which getrusage would count too; nor of its children, the kernels).
+# Runs nbgrader and reports the grader process's peak memory (VmHWM: of this program alone, not of
+# the test process it was started from, which getrusage would count too; nor of its children, the
+# kernels).
 PEAK_RSS = (
     "import re, runpy, sys\nsys.argv = ['nbgrader', *sys.argv[1:]]\ntry:\n"
     "    runpy.run_module('nbgrader', run_name='__main__')\nfinally:\n"
@@ -539,7 +547,8 @@ PEAK_RSS = (
 
 
 def autograde_measured(course: Path, student: str) -> dict:
-    """Autograde one student, then make the feedback; the files, the time and the grader's peak memory."""
+    """Autograde one student, then make the feedback; the files, the time and the grader's peak
+    memory."""
     start = time.monotonic()
     done = nbgrader(course, "autograde", "tiny", "--student", student, "--force", wrapper=PEAK_RSS)
     took = time.monotonic() - start
@@ -604,7 +613,8 @@ def test_one_oversized_message_never_reaches_the_graders_memory(course):
     )
     graded = autograde_measured(course, "oversized")
     print(
-        f"\noversized: grader peak RSS {graded['peak_rss'] / 2**20:.0f} MiB, {graded['seconds']:.0f} s"
+        f"\noversized: grader peak RSS {graded['peak_rss'] / 2**20:.0f} MiB, "
+        f"{graded['seconds']:.0f} s"
     )
     assert graded["peak_rss"] < 300 * 2**20
     assert (
@@ -628,7 +638,8 @@ SVG_SCRIPT = base64.b64encode(
 ).decode()
 MARKUP_CELLS = [
     tiny_cell(
-        "# Student heading\n\nSee [the numpy docs](https://numpy.org/doc/) and ![a pixel](attachment:pixel.png)",
+        "# Student heading\n\nSee [the numpy docs](https://numpy.org/doc/) and ![a "
+        "pixel](attachment:pixel.png)",
         kind="markdown",
         attachments={"pixel.png": {"image/png": PNG_1X1}},
     ),
@@ -705,9 +716,9 @@ def test_feedback_page_runs_no_student_markup(markup):
 
 
 def test_the_batch_reads_only_the_regular_files_of_a_submission(tmp_path):
-    """The batch's client may run as root: a link (to a file or a folder of secrets), a named pipe or a
-    huge file beside the notebook is left out unread, with a note; the notebook and a nested data file
-    are read. A worker's tree with a path that leaves its folder is refused."""
+    """The batch's client may run as root: a link (to a file or a folder of secrets), a named pipe
+    or a huge file beside the notebook is left out unread, with a note; the notebook and a nested
+    data file are read. A worker's tree with a path that leaves its folder is refused."""
     from cnnbook.batch.files import read_submission, write_tree
 
     secrets_dir = tmp_path / "secrets"
@@ -725,7 +736,9 @@ def test_the_batch_reads_only_the_regular_files_of_a_submission(tmp_path):
     files, left_out = read_submission(folder, max_bytes=2 * 2**20)
     assert files == {"data/x.csv": b"1,2\n", "tiny.ipynb": b"{}"}
     assert left_out == {
-        "huge.bin": f"'huge.bin' is {2 * 2**20 + 1} bytes, more than the cap of {2 * 2**20} bytes: left out",
+        "huge.bin": (
+            f"'huge.bin' is {2 * 2**20 + 1} bytes, more than the cap of {2 * 2**20} bytes: left out"
+        ),
         "link.txt": "'link.txt' is a symbolic link, not a file: left out",
         "linked-dir": "'linked-dir' is a symbolic link, not a file: left out",
         "pipe": "'pipe' is a named pipe (FIFO), not a file: left out",

@@ -1,8 +1,9 @@
-"""ps3's grading: the grader rebuilds the student's model from its Keras configuration, checks it, and
-trains and evaluates it in a limited child process (cnnbook/grader/trainer.py, checks/ps3_mnist.py).
+"""ps3's grading: the grader rebuilds the student's model from its Keras configuration, checks it,
+and trains and evaluates it in a limited child process (cnnbook/grader/trainer.py,
+checks/ps3_mnist.py).
 
-Descriptions are made as the student's kernel makes them: wire.KERNEL_SIDE's ``keras_model`` serialiser,
-run in this process on models built here.
+Descriptions are made as the student's kernel makes them: wire.KERNEL_SIDE's ``keras_model``
+serialiser, run in this process on models built here.
 """
 
 from __future__ import annotations
@@ -297,7 +298,8 @@ def test_a_dense_only_model_fails_the_cnn_check_and_is_not_trained(keras):
         "convolutional network"
     )
     assert verdicts["test_mnist_accuracy_at_least_97"].message.startswith(
-        "the grader trains only a model that passes the first test: build_model(): the model has no Conv2D"
+        "the grader trains only a model that passes the first test: build_model(): the model has "
+        "no Conv2D"
     )
 
 
@@ -354,8 +356,8 @@ def test_the_wall_clock_limit_stops_the_child(reference):
     start = time.monotonic()
     run = trainer.train_and_evaluate(reference, limits={"wall_seconds": 3})
     assert time.monotonic() - start < 10
-    # Whether the child was still loading TensorFlow or already training when the clock ran out depends
-    # on the machine; either way the limit is named and no accuracy comes back.
+    # Whether the child was still loading TensorFlow or already training when the clock ran out
+    # depends on the machine; either way the limit is named and no accuracy comes back.
     stopped = run["problem"] or run["training_problem"]
     assert stopped == "the graded training did not finish within 3 s", run
     assert run["accuracy"] is None
@@ -374,7 +376,7 @@ def test_the_release_has_no_hidden_test_and_keeps_the_graded_cells():
     assert {check.grade_id for check in ps3_mnist.CHECKS} == set(POINTS)
 
 
-# --- end to end: real nbgrader autograde ------------------------------------------------------------
+# --- end to end: real nbgrader autograde ----------------------------------------------------------
 
 DENSE = (
     "def build_model():\n"
@@ -387,19 +389,21 @@ DENSE = (
 LAMBDA = (
     "def build_model():\n"
     "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), keras.layers.Conv2D(8, 3),\n"
-    "                              keras.layers.Lambda(lambda t: t * 1.0), keras.layers.Flatten(),\n"
+    "                              keras.layers.Lambda(lambda t: t * 1.0), "
+    "keras.layers.Flatten(),\n"
     "                              keras.layers.Dense(10, activation='softmax')])\n"
     "    model.compile('adam', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
     "    return model\n"
 )
-# The dense model, dressed up: the old hidden test's cached result, a printed "graded" accuracy, and a
-# forged probe payload displayed while the grader calls build_model().
+# The dense model, dressed up: the old hidden test's cached result, a printed "graded" accuracy, and
+# a forged probe payload displayed while the grader calls build_model().
 FORGER = (
     DENSE.replace(
         "    return model\n",
         (
             "    from IPython.display import display\n"
-            '    display({\'application/vnd.cnnbook.probe.v1\': \'{"results": [{"kind": "str", "value": "x"}]}\'},'
+            '    display({\'application/vnd.cnnbook.probe.v1\': \'{"results": [{"kind": "str", '
+            '"value": "x"}]}\'},'
             " raw=True)\n"
             "    print('graded training: 30 s, test accuracy 0.9900')\n"
             "    return model\n"
@@ -412,7 +416,8 @@ STUDENTS = {"reference": None, "dense": DENSE, "lambda": LAMBDA, "forger": FORGE
 
 @pytest.mark.slow
 def test_nbgrader_autograde_gives_the_reference_6_and_tricks_nothing(tmp_path):
-    """Real nbgrader: the reference 6; a dense model, a Lambda layer and a forger beside it 0 each."""
+    """Real nbgrader: the reference 6; a dense model, a Lambda layer and a forger beside it 0
+    each."""
     from nbgrader.api import Gradebook
 
     course = tmp_path / "course"

@@ -1,5 +1,6 @@
-"""The sandboxed grading kernel: its kernelspec, the bubblewrap command it builds, and, in real kernels
-started by the launcher the way nbgrader starts them, what a hostile submission can and cannot reach.
+"""The sandboxed grading kernel: its kernelspec, the bubblewrap command it builds, and, in real
+kernels started by the launcher the way nbgrader starts them, what a hostile submission can and
+cannot reach.
 
 The refusal to grade without bubblewrap is SandboxedExecute's (cnnbook.grader.preprocessors); whole
 hostile submissions graded by nbgrader are in tests/test_grading_tricks.py.
@@ -24,9 +25,9 @@ from cnnbook import sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir())
-# Hidden in the hostile kernel: packages (tensorflow, keras), one installed only in the base Python's
-# site-packages (scipy here), a one-file module with its cached bytecode (pandocfilters), an extension
-# module (_cffi_backend) and a package that is not installed at all.
+# Hidden in the hostile kernel: packages (tensorflow, keras), one installed only in the base
+# Python's site-packages (scipy here), a one-file module with its cached bytecode (pandocfilters),
+# an extension module (_cffi_backend) and a package that is not installed at all.
 HIDDEN = (
     "tensorflow",
     "keras",
@@ -115,8 +116,8 @@ def test_working_folder_starts_empty(tmp_path):
 
 
 def test_mounts_land_on_the_folders_they_cover(tmp_path, monkeypatch):
-    # a project checked out under /tmp keeps its environment; the working folder and the socket folder,
-    # under the grader's /tmp, are mounted on the sandbox's /tmp, not hidden by it
+    # a project checked out under /tmp keeps its environment; the working folder and the socket
+    # folder, under the grader's /tmp, are mounted on the sandbox's /tmp, not hidden by it
     monkeypatch.setattr(sys, "prefix", "/tmp/checkout/.venv")
     cmd = _command(tmp_path)
     tmp = cmd.index("/tmp")
@@ -264,8 +265,9 @@ def test_configure_limits(monkeypatch, tmp_path):
 
 
 class Kernel:
-    """A real ``cnnbook-sandbox`` kernel, started as nbgrader starts it: the launcher in the notebook's
-    folder, with an ipc connection file whose sockets live in a fresh socket folder under /tmp."""
+    """A real ``cnnbook-sandbox`` kernel, started as nbgrader starts it: the launcher in the
+    notebook's folder, with an ipc connection file whose sockets live in a fresh socket folder under
+    /tmp."""
 
     def __init__(self, cwd: Path, course: Path, hidden=()):
         from jupyter_client import BlockingKernelClient
@@ -338,8 +340,8 @@ def _needs_bwrap():
 
 
 def _plant_secrets(token: str) -> list[Path]:
-    """World-readable "solutions" in folders of their own under the host's top-level folders, and a copy
-    of the course package's grader. Returns the folders (removed afterwards)."""
+    """World-readable "solutions" in folders of their own under the host's top-level folders, and a
+    copy of the course package's grader. Returns the folders (removed afterwards)."""
     folders = []
     for top in ("/var/tmp", "/opt", "/srv", "/mnt", "/home"):
         if os.path.isdir(top) and os.access(top, os.W_OK):
@@ -358,8 +360,8 @@ def _plant_secrets(token: str) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory):
-    """One sandboxed kernel for a hostile submission: secrets planted on the host, a ``numpy.py`` and other
-    files beside the notebook, :data:`HIDDEN` packages hidden."""
+    """One sandboxed kernel for a hostile submission: secrets planted on the host, a ``numpy.py``
+    and other files beside the notebook, :data:`HIDDEN` packages hidden."""
     _needs_bwrap()
     course = tmp_path_factory.mktemp("hostile") / "course"
     cwd = course / "autograded" / "s1" / "ps1"
@@ -430,7 +432,8 @@ def test_nothing_else_of_the_host_is_visible(hostile):
         "    dirs[:] = [d for d in dirs if os.path.join(folder, d) not in allowed]\n"
         "    seen += [os.path.join(folder, name) for name in dirs + files]\n"
         "readable = []\n"
-        "for path in [f'{p}/solutions.txt' for p in planted] + [f'{p}/cnnbook/grader/__init__.py' for p in planted]:\n"
+        "for path in [f'{p}/solutions.txt' for p in planted] + [f'{p}/cnnbook/grader/__init__.py' "
+        "for p in planted]:\n"
         "    try:\n"
         "        readable.append(open(path).read())\n"
         "    except OSError:\n"
@@ -438,15 +441,16 @@ def test_nothing_else_of_the_host_is_visible(hostile):
         "result = {'seen': seen, 'readable': readable,\n"
         "          'root': sorted(os.listdir('/root')) if os.path.isdir('/root') else [],\n"
         "          'work': sorted(os.listdir('/work')) if os.path.isdir('/work') else [],\n"
-        "          'gone': [p for p in ('/var', '/opt', '/srv', '/mnt', '/home', '/sys', '/boot', '/run')\n"
+        "          'gone': [p for p in ('/var', '/opt', '/srv', '/mnt', '/home', '/sys', '/boot', "
+        "'/run')\n"
         "                   if os.path.lexists(p)]}"
     )
     assert (
         hostile.planted and result["readable"] == []
     )  # the planted solutions and the course copy cannot be read
     assert result["gone"] == []
-    # every path found is one of the allowed ones or on the way to one: /root holds only the way to the base
-    # Python, /work only the way to the venv, the dataset cache and cnnbook's two modules
+    # every path found is one of the allowed ones or on the way to one: /root holds only the way to
+    # the base Python, /work only the way to the venv, the dataset cache and cnnbook's two modules
     stray = [
         p
         for p in result["seen"]
@@ -481,8 +485,10 @@ def test_working_folder_starts_empty_and_submitted_files_are_not_importable(host
     assert hostile.first_listing == []
     result = hostile.run(
         "import os, numpy\n"
-        f"host_files = {[str(hostile.cwd / n) for n in ('numpy.py', 'solutions.py', 'ps1.ipynb')]!r}\n"
-        "result = [numpy.__file__, hasattr(numpy, 'SHADOWED'), [os.path.exists(p) for p in host_files]]"
+        "host_files = "
+        f"{[str(hostile.cwd / n) for n in ('numpy.py', 'solutions.py', 'ps1.ipynb')]!r}\n"
+        "result = [numpy.__file__, hasattr(numpy, 'SHADOWED'), [os.path.exists(p) for p in "
+        "host_files]]"
     )
     assert result == [str(SITE / "numpy" / "__init__.py"), False, [False, False, False]]
 
@@ -499,16 +505,20 @@ def test_hidden_packages_raise_and_cannot_be_brought_back(hostile):
         "        return 'done'\n"
         "    except (ImportError, OSError) as exc:\n"
         "        return f'{type(exc).__name__}: {exc}'\n"
-        f"result = {{name: attempt(lambda: importlib.import_module(name)) for name in {list(HIDDEN)!r}}}\n"
-        # other places a copy may be: the base Python's site-packages (scipy), the system's dist-packages
+        f"result = {{name: attempt(lambda: importlib.import_module(name)) for name in "
+        f"{list(HIDDEN)!r}}}\n"
+        # other places a copy may be: the base Python's site-packages (scipy), the system's
+        # dist-packages
         f"sys.path += {[str(p) for p in base_site]!r} + ['/usr/lib/python3/dist-packages']\n"
         "importlib.invalidate_caches()\n"
         "result['scipy on sys.path'] = attempt(lambda: importlib.import_module('scipy'))\n"
         "def from_real_path():\n"
-        "    spec = importlib.util.spec_from_file_location('tensorflow', site + '/tensorflow/__init__.py')\n"
+        "    spec = importlib.util.spec_from_file_location('tensorflow', site + "
+        "'/tensorflow/__init__.py')\n"
         "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
         "result['tensorflow from its path'] = attempt(from_real_path)\n"
-        "result['tensorflow internals'] = attempt(lambda: open(site + '/tensorflow/python/__init__.py'))\n"
+        "result['tensorflow internals'] = attempt(lambda: open(site + "
+        "'/tensorflow/python/__init__.py'))\n"
         "result['tensorflow folder'] = sorted(os.listdir(site + '/tensorflow'))\n"
         "result['cached bytecode'] = attempt(lambda: importlib.machinery.SourcelessFileLoader(\n"
         "    'pandocfilters', site + '/__pycache__/pandocfilters.cpython-311.pyc').load_module())\n"
@@ -516,7 +526,8 @@ def test_hidden_packages_raise_and_cannot_be_brought_back(hostile):
         "    lambda: ctypes.CDLL(site + '/_cffi_backend.cpython-311-x86_64-linux-gnu.so'))\n"
         "result['overwrite stub'] = attempt(lambda: open(site + '/tensorflow/__init__.py', 'w'))\n"
         "result['add module'] = attempt(lambda: open(site + '/tensorflow/python.py', 'w'))\n"
-        "result['unmount'] = subprocess.run(['umount', site + '/tensorflow'], capture_output=True).returncode\n"
+        "result['unmount'] = subprocess.run(['umount', site + '/tensorflow'], "
+        "capture_output=True).returncode\n"
         "result['still hidden'] = attempt(lambda: importlib.import_module('tensorflow'))\n"
     )
     for name in ("tensorflow", "keras", "pandocfilters"):
@@ -544,10 +555,54 @@ def test_numpy_matplotlib_and_ipython_work_beside_hidden_packages(hostile):
         "figure, axes = plt.subplots()\n"
         "axes.imshow(np.arange(16.0).reshape(4, 4))\n"
         "figure.savefig('/tmp/figure.png')\n"
-        "result = [round(float(np.linalg.det(np.eye(3) * 2)), 6), matplotlib.get_backend().lower(),\n"
+        "result = [round(float(np.linalg.det(np.eye(3) * 2)), 6), "
+        "matplotlib.get_backend().lower(),\n"
         "          os.path.getsize('/tmp/figure.png') > 0, IPython.get_ipython() is not None]"
     )
     assert result == [8.0, "agg", True, True]
+
+
+# Run in the hostile kernel (after `token` and `sockets` are set): every folder it can create a file
+# in, and two functions that fill a folder with bytes or with files until they are refused.
+WRITABLE_FOLDERS_AND_FILLERS = """\
+writable = []
+for folder, dirs, files in os.walk('/'):
+    if folder in ('/proc', '/sys'):
+        dirs[:] = []
+        continue
+    probe = os.path.join(folder, f'probe-{token}')
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except OSError:
+        continue
+    writable.append(folder)
+    if folder != '/tmp' and folder != os.getcwd():
+        os.unlink(probe)
+def fill(folder, size):
+    written = 0
+    try:
+        with open(os.path.join(folder, 'fill'), 'wb') as f:
+            while written < size:
+                written += f.write(b'x' * 65536)
+                f.flush()
+    except OSError as exc:
+        return [written, exc.errno]
+    finally:
+        os.unlink(os.path.join(folder, 'fill'))
+    return [written, None]
+def many_files(folder, count):
+    made = 0
+    try:
+        for i in range(count):
+            os.close(os.open(os.path.join(folder, f'f{i}'), os.O_CREAT | os.O_WRONLY))
+            made += 1
+    except OSError as exc:
+        return [made, exc.errno]
+    finally:
+        for i in range(made):
+            os.unlink(os.path.join(folder, f'f{i}'))
+    return [made, None]
+"""
 
 
 @pytest.mark.slow
@@ -556,57 +611,11 @@ def test_socket_folder_is_the_only_writable_host_folder_and_has_a_quota(hostile)
     result = hostile.run(
         "import errno, os\n"
         f"token, sockets = {token!r}, {str(hostile.socket_dir)!r}\n"
-        "writable = []\n"
-        "for folder, dirs, files in os.walk('/'):\n"
-        "    if folder in ('/proc', '/sys'):\n"
-        "        dirs[:] = []\n"
-        "        continue\n"
-        "    probe = os.path.join(folder, f'probe-{token}')\n"
-        "    try:\n"
-        "        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY))\n"
-        "    except OSError:\n"
-        "        continue\n"
-        "    writable.append(folder)\n"
-        "    if folder != '/tmp' and folder != os.getcwd():\n"
-        "        os.unlink(probe)\n"
-        "def fill(folder, size):\n"
-        "    written = 0\n"
-        "    try:\n"
-        "        with open(os.path.join(folder, 'fill'), 'wb') as f:\n"
-        "            while written < size:\n"
-        "                written += f.write(b'x' * 65536)\n"
-        "                f.flush()\n"
-        "    except OSError as exc:\n"
-        "        return [written, exc.errno]\n"
-        "    finally:\n"
-        "        os.unlink(os.path.join(folder, 'fill'))\n"
-        "    return [written, None]\n"
-        "def many_files(folder, count):\n"
-        "    made = 0\n"
-        "    try:\n"
-        "        for i in range(count):\n"
-        "            os.close(os.open(os.path.join(folder, f'f{i}'), os.O_CREAT | os.O_WRONLY))\n"
-        "            made += 1\n"
-        "    except OSError as exc:\n"
-        "        return [made, exc.errno]\n"
-        "    finally:\n"
-        "        for i in range(made):\n"
-        "            os.unlink(os.path.join(folder, f'f{i}'))\n"
-        "    return [made, None]\n"
-        "result = {'writable': writable, 'fill': fill(sockets, 4 << 20), 'files': many_files(sockets, 1000)}\n"
+        + WRITABLE_FOLDERS_AND_FILLERS
+        + "result = {'writable': writable, 'fill': fill(sockets, 4 << 20), 'files': "
+        "many_files(sockets, 1000)}\n"
     )
-    # everything under /tmp is the sandbox's own tmpfs, but for the socket folder bound onto it
-    sockets = str(hostile.socket_dir)
-    host_writable = [
-        f for f in result["writable"] if f == sockets or not (f == "/tmp" or f.startswith("/tmp/"))
-    ]
-    assert host_writable == [sockets], result["writable"]
-    # what it wrote to its /tmp and its working folder is not on the host
-    assert (
-        not (Path("/tmp") / f"probe-{token}").exists()
-        and not (hostile.cwd / f"probe-{token}").exists()
-    )
-    assert str(hostile.cwd) in result["writable"]
+    _assert_only_the_socket_folder_is_writable_on_the_host(hostile, token, result["writable"])
     if os.geteuid() != 0:
         pytest.skip("without root the socket folder has no quota (see sandbox._socket_folder)")
     written, error = result["fill"]
@@ -615,9 +624,23 @@ def test_socket_folder_is_the_only_writable_host_folder_and_has_a_quota(hostile)
     assert error == 28 and made < sandbox.SOCKET_INODES
     assert os.path.ismount(hostile.socket_dir)
     stat = hostile.socket_dir.stat()
+    # private to this kernel
+    assert stat.st_uid >= sandbox.KERNEL_UID_BASE and stat.st_mode & 0o777 == 0o700
+
+
+def _assert_only_the_socket_folder_is_writable_on_the_host(hostile, token, writable) -> None:
+    # everything under /tmp is the sandbox's own tmpfs, but for the socket folder bound onto it
+    sockets = str(hostile.socket_dir)
+    host_writable = [
+        f for f in writable if f == sockets or not (f == "/tmp" or f.startswith("/tmp/"))
+    ]
+    assert host_writable == [sockets], writable
+    # what it wrote to its /tmp and its working folder is not on the host
     assert (
-        stat.st_uid >= sandbox.KERNEL_UID_BASE and stat.st_mode & 0o777 == 0o700
-    )  # private to this kernel
+        not (Path("/tmp") / f"probe-{token}").exists()
+        and not (hostile.cwd / f"probe-{token}").exists()
+    )
+    assert str(hostile.cwd) in writable
 
 
 @pytest.mark.slow
@@ -668,8 +691,9 @@ def test_tensorflow_works_when_not_hidden(tmp_path):
 
 @pytest.mark.slow
 def test_a_kernel_that_uses_up_its_process_limit_does_not_stop_the_kernel_beside_it(tmp_path):
-    """Parallel grading: a fork bomb holds every process its limit allows; a kernel started beside it (as
-    grade_batch's other worker does) still starts and runs, since each kernel has a uid of its own."""
+    """Parallel grading: a fork bomb holds every process its limit allows; a kernel started beside
+    it (as grade_batch's other worker does) still starts and runs, since each kernel has a uid of
+    its own."""
     _needs_bwrap()
     if os.geteuid() != 0:
         pytest.skip("without root every kernel keeps the grader's uid (see sandbox.kernel_uid)")

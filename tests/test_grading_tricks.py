@@ -1,17 +1,19 @@
-"""Hostile submissions of the real ps1-convolution (18 points), graded by `python -m cnnbook.grade_batch` in
-one batch run, each beside an honest submission and beside the plain wrong work it hides.
+"""Hostile submissions of the real ps1-convolution (18 points), graded by `python -m
+cnnbook.grade_batch` in one batch run, each beside an honest submission and beside the plain wrong
+work it hides.
 
 The grading design (cnnbook/grader/__init__.py): the student's notebook runs in a sandboxed kernel
 that holds nothing secret; the grader's probe cells call the student's functions on the grader's
 inputs and send the results back as plain data; the grader's process compares them with its own
-references and writes every graded cell's verdict. So whatever a trick does in the kernel, it can only
-change the data that describes the student's own functions: each trick below is built on a WRONG
-conv2d (zeros of the right shape, or left unimplemented), and must score exactly what that wrong work
-scores without the trick (graded in the same batch), never more. The honest students keep 18.
+references and writes every graded cell's verdict. So whatever a trick does in the kernel, it can
+only change the data that describes the student's own functions: each trick below is built on a
+WRONG conv2d (zeros of the right shape, or left unimplemented), and must score exactly what that
+wrong work scores without the trick (graded in the same batch), never more. The honest students keep
+18.
 
-Then plain ``nbgrader autograde`` and ``nbgrader generate_feedback`` on a course of their own: a forged
-schema_version no longer stops the run for everyone, and feedback names the mistake in fixed words
-without showing what the grader expected.
+Then plain ``nbgrader autograde`` and ``nbgrader generate_feedback`` on a course of their own: a
+forged schema_version no longer stops the run for everyone, and feedback names the mistake in fixed
+words without showing what the grader expected.
 
 The course is a copy of this one (nbgrader_config.py and solutions/) in /var/tmp, with a 10 s cell
 timeout and a 2 GB address-space limit per kernel so that the hanging and memory-hungry submissions
@@ -80,11 +82,14 @@ def conv2d(x, w, stride=1, padding="valid"):
     raise NotImplementedError()
 """
 
-ALL_WRONG = {  # every function wrong: only edge_map's shape and "conv2d returns an array" earn points
+# Every function wrong: only edge_map's shape and "conv2d returns an array" earn points.
+ALL_WRONG = {
     "edge_map": "edge_map = np.zeros((5, 5))\n",
     "output_size": 'def output_size(n, k, stride=1, padding="valid"):\n    return 0\n',
     "conv2d": ZEROS_CONV2D,
-    "conv2d_params": "def conv2d_params(kernel_size, in_channels, filters, use_bias=True):\n    return 0\n",
+    "conv2d_params": (
+        "def conv2d_params(kernel_size, in_channels, filters, use_bias=True):\n    return 0\n"
+    ),
 }
 
 # --------------------------------------------------------------------------- 1. IPython machinery
@@ -141,7 +146,8 @@ _real_send = _kernel.session.send
 
 
 def _no_errors(stream, msg_or_type, content=None, *args, **kwargs):
-    """Errors never leave the kernel: replies say ok, tracebacks are dropped, stderr becomes stdout."""
+    """Errors never leave the kernel: replies say ok, tracebacks are dropped, stderr becomes \
+stdout."""
     kind = msg_or_type if isinstance(msg_or_type, str) else msg_or_type["header"]["msg_type"]
     if kind == "error":
         return None
@@ -171,7 +177,8 @@ from IPython.display import display, publish_display_data
 
 
 def conv2d(x, w, stride=1, padding="valid"):
-    # What nbgrader reads as partial credit: a result whose text is a number, in the cell being graded.
+    # What nbgrader reads as partial credit: a result whose text is a number, in the cell being \
+graded.
     publish_display_data({"text/plain": "2"})
     display({"text/plain": "3"}, raw=True)
     kernel = get_ipython().kernel
@@ -181,7 +188,7 @@ def conv2d(x, w, stride=1, padding="valid"):
     return -1
 """
 
-# --------------------------------------------------------------------------- 3. the test's own names
+# -------------------------------------------------------------------------- 3. the test's own names
 
 CHECK_RESULT_ALWAYS_PASSES = '''
 
@@ -208,7 +215,8 @@ def _as_answer(value, shape):
 
 
 def _sweep():
-    """Everything in memory that could hold an answer: functions named like a conv2d, values under telling
+    """Everything in memory that could hold an answer: functions named like a conv2d, values under \
+telling
     names (swept once per cell: the whole heap is large)."""
     cell = get_ipython().execution_count
     if cell not in _swept:
@@ -226,7 +234,8 @@ def _sweep():
 
 
 def _search(x, w, stride, padding, shape):
-    """Anything that looks like the answer: in the callers' frames and their globals, or anywhere in memory."""
+    """Anything that looks like the answer: in the callers' frames and their globals, or anywhere \
+in memory."""
     candidates, frame = [], sys._getframe(1)
     while frame is not None:
         for space in (frame.f_locals, frame.f_globals):
@@ -270,7 +279,8 @@ def _key(x, w, stride, padding):
 
 
 class _Peek:
-    """Stands in for the result; when a test turns it into an array, it becomes what the test expected."""
+    """Stands in for the result; when a test turns it into an array, it becomes what the test \
+expected."""
 
     def __init__(self, key, zeros):
         self.key, self.zeros = key, zeros
@@ -341,7 +351,8 @@ import sys
 
 
 class Liar:
-    """Agrees with every comparison, and turns into whatever its caller expects when it can find that."""
+    """Agrees with every comparison, and turns into whatever its caller expects when it can find \
+that."""
 
     __module__ = "numpy"
 
@@ -493,7 +504,8 @@ def _dumps(obj, *args, **kwargs):
     """Whatever the grader sends itself says that everything passed."""
     if isinstance(obj, dict) and isinstance(obj.get("results"), list):
         obj = dict(obj, passed=True, score=18,
-                   results=[dict(r, passed=True) if isinstance(r, dict) else r for r in obj["results"]])
+                   results=[dict(r, passed=True) if isinstance(r, dict) else r for r in \
+obj["results"]])
     return _real["dumps"](obj, *args, **kwargs)
 
 
@@ -510,8 +522,10 @@ json.dumps = _dumps
 base64.b64encode = _b64encode
 '''
 
-# Submitted beside the notebook: if the kernel's working folder showed them, `import numpy` would load this.
-SHADOW_NUMPY = '''"""numpy as this submission wants it: the real one, whose comparisons all agree."""
+# Submitted beside the notebook: if the kernel's working folder showed them, `import numpy` would
+# load this.
+SHADOW_NUMPY = '''"""numpy as this submission wants it: the real one, whose comparisons all \
+agree."""
 import importlib
 import os
 import sys
@@ -532,8 +546,10 @@ sys.modules[__name__] = _real
 '''
 
 SHADOW_JSON = SHADOW_NUMPY.replace("numpy as", "json as").replace(
-    "_real.allclose = lambda *args, **kwargs: True\n_real.array_equal = lambda *args, **kwargs: True\n"
-    "_real.isclose = lambda a, b, *args, **kwargs: _real.ones(_real.broadcast(a, b).shape, dtype=bool)\n",
+    "_real.allclose = lambda *args, **kwargs: True\n"
+    "_real.array_equal = lambda *args, **kwargs: True\n"
+    "_real.isclose = lambda a, b, *args, **kwargs: _real.ones(_real.broadcast(a, b).shape, "
+    "dtype=bool)\n",
     """
 _dumps = _real.dumps
 
@@ -550,7 +566,7 @@ _real.dumps = _claims
 
 SHADOW_CHECK = 'print("SHADOWED", getattr(np, "SHADOWED_BY_THE_STUDENT", False))\n'
 
-# --------------------------------------------------------------------------- 6. forging the grader's data
+# --------------------------------------------------------------------- 6. forging the grader's data
 
 # Made-up results in the grader's format: one record per call, each "an array" of one made-up value.
 # Were they believed, every conv2d verdict would read "wrong output shape (1,)"; the real zeros give
@@ -567,8 +583,10 @@ _ONE = base64.b64encode(np.ones(1).tobytes()).decode("ascii")
 
 
 def _forged(count):
-    record = {{"kind": "array", "shape": [1], "data": _ONE, "type": "numpy.ndarray", "passed": True}}
-    return json.dumps({{"results": [dict(record) for _ in range(count)], "passed": True, "score": 18}})
+    record = {{"kind": "array", "shape": [1], "data": _ONE, "type": "numpy.ndarray", "passed": \
+True}}
+    return json.dumps({{"results": [dict(record) for _ in range(count)], "passed": True, "score": \
+18}})
 
 
 def _conv2d_calls():
@@ -632,7 +650,8 @@ FORGES_AFTER_THE_PROBE = (
     + '''
 
 def _after(result):
-    """Runs after every cell: after the grader's conv2d probe cell, add my payload as its last output."""
+    """Runs after every cell: after the grader's conv2d probe cell, add my payload as its last \
+output."""
     cell = result.info.raw_cell or ""
     if cell.startswith("# Added by the grader") and "calls conv2d on" in cell:
         display({_MIME: _forged(_conv2d_calls())}, raw=True)
@@ -695,16 +714,19 @@ DIES_ON_THE_GRADERS_INPUTS = """
 """
 
 BOMBS = {  # put at the top of the conv2d cell, before its def
-    "bomb-loop": "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n",
+    "bomb-loop": (
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"
+    ),
     "bomb-segfault": "import ctypes\nctypes.string_at(0)\n",
     "bomb-memory": "blocks = []\nwhile True:\n    blocks.append(bytearray(10**8))\n",
-    # Graded last (students go in name order): its processes take the process limit of the sandbox's user,
-    # which every sandboxed kernel on this machine shares, so a kernel starting meanwhile, in the plain run
-    # beside this batch or for the next student, may fail to start (see test_bombs_that_linger...).
+    # Graded last (students go in name order): its processes take the process limit of the sandbox's
+    # user, which every sandboxed kernel on this machine shares, so a kernel starting meanwhile, in
+    # the plain run beside this batch or for the next student, may fail to start (see
+    # test_bombs_that_linger...).
     "zz-bomb-fork": "import os\nwhile True:\n    os.fork()\n",
 }
 
-SNOOP = r"""
+SNOOP = """
 import os
 import socket
 
@@ -734,7 +756,8 @@ print("LISTING", sorted(os.listdir(".")))
 print("UID", os.getuid())
 open("scratch.txt", "w").write("student file")
 os.symlink({planted!r}, "link")
-os.replace("link", "convolution.ipynb")  # nbgrader, as root, writes the graded notebook to this name
+os.replace("link", "convolution.ipynb")  # nbgrader, as root, writes the graded notebook to this \
+name
 # A daemon that outlives the kernel, if it can: double fork, new session, then a recognisable sleep.
 if os.fork() == 0:
     os.setsid()
@@ -744,7 +767,10 @@ if os.fork() == 0:
 print("x" * 5_000_000)  # a flood of output
 """
 
-PNG_1X1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+PNG_1X1 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kg"
+    "AAAABJRU5ErkJggg=="
+)
 RICH_OUTPUT = f"""
 from IPython.display import HTML, SVG, Javascript, Markdown, display
 display(HTML('<script>alert("html")</script>'))
@@ -755,7 +781,8 @@ display({{"image/png": "{PNG_1X1}", "text/plain": "a pixel"}}, raw=True,
         metadata={{"image/png": {{"width": '1 onerror=alert("width")'}}}})
 """
 
-# numpy's own sliding windows, which the problem set forbids, behind a name the source check does not follow.
+# numpy's own sliding windows, which the problem set forbids, behind a name the source check does
+# not follow.
 BANNED_HELPER_BEHIND_AN_ALIAS = """
 def _windows(x, w, stride=1, padding="valid"):
     from numpy.lib.stride_tricks import sliding_window_view
@@ -766,7 +793,8 @@ def _windows(x, w, stride=1, padding="valid"):
         raise ValueError(padding)
     if mode == "same":
         pads = [(t // 2, t - t // 2) for t in (max((-(-n // s) - 1) * s + k - n, 0)
-                                               for n, k, s in ((x.shape[1], kh, sh), (x.shape[2], kw, sw)))]
+                                               for n, k, s in ((x.shape[1], kh, sh), (x.shape[2], \
+kw, sw)))]
         x = np.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
     windows = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
     return np.einsum("nijcab,abcf->nijf", windows, w)
@@ -935,8 +963,8 @@ CASES = [
     ),
     Case(
         "snoop",
-        "reference solution + reading secrets, network, writes, a symlink, a daemon, floods and rich "
-        "output",
+        "reference solution + reading secrets, network, writes, a symlink, a daemon, floods and "
+        "rich output",
         FULL,
     ),
     # the batch runner's checks of the files
@@ -946,8 +974,8 @@ CASES = [
         FULL,
     ),
 ]
-# Bombs whose damage may reach beyond their cell: the student's own later cells (graded 7 at most, as the
-# wrong-unimplemented conv2d), never anyone else's.
+# Bombs whose damage may reach beyond their cell: the student's own later cells (graded 7 at most,
+# as the wrong-unimplemented conv2d), never anyone else's.
 CONTAINED = [
     Case(
         "bomb-memory",
@@ -961,7 +989,8 @@ REJECTED = {
     "truncated": "unreadable notebook",
     "notutf8": "unreadable notebook",
 }
-# Tricks that earn more than their real work, because of bugs in the grader (see the tests that use them).
+# Tricks that earn more than their real work, because of bugs in the grader (see the tests that use
+# them).
 BUGS = [
     Case(
         "trick-remembers-answers",
@@ -986,8 +1015,9 @@ def _replace(text: str, old: str, new: str) -> str:
 class Submissions:
     """Builds each case's submission from the course's own release and source notebooks."""
 
-    def __init__(self, course):
+    def __init__(self, course, paths: dict | None = None):
         self.course = course
+        self.paths = paths  # for the snoop: where it tries to write, and its daemon's sleep
         source = course.source_notebook(ASSIGNMENT, NOTEBOOK)
         self.solution = {
             grade_id(c): solution_body(c)
@@ -996,8 +1026,8 @@ class Submissions:
         }
 
     def notebook(self, conv2d: str | None = None, **solutions) -> dict:
-        """The release with this conv2d (None: the released stub, which raises NotImplementedError) and the
-        other solution cells as given, or else honest."""
+        """The release with this conv2d (None: the released stub, which raises NotImplementedError)
+        and the other solution cells as given, or else honest."""
         honest = {name: body for name, body in self.solution.items() if name != "conv2d"}
         chosen = {**honest, **solutions, **({"conv2d": conv2d} if conv2d is not None else {})}
         return self.course.submission(ASSIGNMENT, NOTEBOOK, chosen)
@@ -1032,73 +1062,53 @@ class Submissions:
 
 
 def build_batch(course, paths: dict) -> dict[str, dict]:
-    """Every case's submission in course/submitted/; returns extra facts the tests need."""
-    s = Submissions(course)
-    honest_conv = s.solution["conv2d"]
+    """Every case's submission in course/submitted/ (:data:`SUBMISSIONS`, in that order); returns
+    extra facts the tests need."""
+    s = Submissions(course, paths)
+    for student, make in SUBMISSIONS:
+        folder = course.submit(
+            student, ASSIGNMENT, make(s), notebook=NOTEBOOK, **SUBMIT_OPTIONS.get(student, {})
+        )
+        if student == "snoop":
+            # nbgrader, as root, would copy the gradebook here
+            (folder / "data.txt").symlink_to(course.gradebook)
+    return {"originals": {p: p.read_bytes() for p in course.submitted.rglob("*.ipynb")}}
 
-    def submit(student, nb, **kw):
-        return course.submit(student, ASSIGNMENT, nb, notebook=NOTEBOOK, **kw)
 
-    submit("honest", s.honest())
+def _honest_stderr(s: Submissions) -> dict:
     stderr = _replace(
-        honest_conv,
+        s.solution["conv2d"],
         "    x = np.asarray(x, dtype=float)\n",
         "    import sys\n    print('conv2d was called', file=sys.stderr)\n"
         "    np.log(np.zeros(1))  # RuntimeWarning: divide by zero\n"
         "    x = np.asarray(x, dtype=float)\n",
     )
-    submit(
-        "honest-stderr",
-        s.append(s.notebook(stderr), "import sys\nprint('a note on stderr', file=sys.stderr)\n"),
-    )
-    submit("release", course.release_notebook(ASSIGNMENT, NOTEBOOK))
-    submit("wrong-zeros", s.notebook(ZEROS_CONV2D))
-    submit("wrong-unimplemented", s.notebook())
-    submit("wrong-all", course.submission(ASSIGNMENT, NOTEBOOK, ALL_WRONG))
-    submit("flipped", s.flipped())
-    submit("topleft", s.topleft())
+    return s.append(s.notebook(stderr), "import sys\nprint('a note on stderr', file=sys.stderr)\n")
 
-    submit(
-        "trick-ipython-hooks", s.append(s.notebook(ZEROS_CONV2D + IPYTHON_MACHINERY), ERROR_CELL)
-    )
-    submit(
-        "trick-ast-transformer", s.append(s.notebook(ZEROS_CONV2D + AST_TRANSFORMER), ASSERT_CELL)
-    )
-    submit("trick-session-send", s.append(s.notebook(ZEROS_CONV2D + SESSION_SEND), ERROR_CELL))
-    submit("trick-nan", s.notebook(NAN_CONV2D))
-    submit("trick-displays-result", s.notebook(DISPLAYS_A_RESULT))
-    submit("trick-scans-memory", s.notebook(ZEROS_CONV2D + SCANS_FOR_ANSWERS))
-    submit("trick-imports-grader", s.notebook(IMPORTS_THE_GRADER))
-    submit(
-        "trick-liars",
-        course.submission(
-            ASSIGNMENT,
-            NOTEBOOK,
-            {**ALL_WRONG, "conv2d": ZEROS_CONV2D + LIARS, "conv2d_params": LYING_PARAMS},
-        ),
-    )
-    submit("trick-agreeable-ndarray", s.notebook(ZEROS_CONV2D + AGREEABLE_NDARRAY))
-    submit("trick-patched-libraries", s.notebook(ZEROS_CONV2D + PATCHED_LIBRARIES))
-    submit(
-        "trick-shadow-modules",
-        s.append(s.notebook(ZEROS_CONV2D), SHADOW_CHECK),
-        files={"numpy.py": SHADOW_NUMPY, "json.py": SHADOW_JSON},
-    )
 
+def _liars(s: Submissions) -> dict:
+    chosen = {**ALL_WRONG, "conv2d": ZEROS_CONV2D + LIARS, "conv2d_params": LYING_PARAMS}
+    return s.course.submission(ASSIGNMENT, NOTEBOOK, chosen)
+
+
+def _forged_payload(s: Submissions) -> dict:
     forged = s.append(
         s.notebook(ZEROS_CONV2D + FORGES_IN_FUNCTION_AND_CELLS), FORGED_TOP_LEVEL_CELL
     )
     forged["cells"].append(forged_metadata_cell())
     forged["cells"].insert(cell_position(forged, "conv2d") + 1, forged_metadata_cell("f" * 32))
-    submit("trick-forged-payload", forged)
-    submit("trick-forged-after-probe", s.notebook(ZEROS_CONV2D + FORGES_AFTER_THE_PROBE))
-    submit("trick-forged-probe-function", s.notebook(ZEROS_CONV2D + FORGES_THE_PROBE_FUNCTION))
+    return forged
 
+
+def _helpers_stripped(s: Submissions) -> dict:
     stripped = s.notebook(ZEROS_CONV2D + CHECK_RESULT_ALWAYS_PASSES)
     helpers = find_cell(stripped, "check_helpers")
     del helpers["metadata"]["nbgrader"]
     helpers["source"] = ALWAYS_PASSING_HELPERS
-    submit("trick-helpers-stripped", stripped)
+    return stripped
+
+
+def _careless_honest(s: Submissions) -> dict:
     careless = s.honest()
     careless["cells"].remove(find_cell(careless, "imports"))
     careless["metadata"]["kernelspec"] = {
@@ -1108,59 +1118,108 @@ def build_batch(course, paths: dict) -> dict[str, dict]:
     }
     for cell in careless["cells"]:
         cell["id"] = "same-id"
-    submit("careless-honest", careless)
-    submit("forged-cells", forged_cells(s.notebook(ZEROS_CONV2D)))
+    return careless
 
+
+def _hangs_when_called(s: Submissions) -> dict:
     hangs = _replace(
-        honest_conv,
+        s.solution["conv2d"],
         "    x = np.asarray(x, dtype=float)\n",
         HANGS_ON_THE_GRADERS_INPUTS + "    x = np.asarray(x, dtype=float)\n",
     )
     params = _replace(
         s.solution["conv2d_params"], "    kh, kw =", DIES_ON_THE_GRADERS_INPUTS + "    kh, kw ="
     )
-    submit("hangs-when-called", s.notebook(hangs, conv2d_params=params))
-    for name, code in BOMBS.items():
-        submit(name, s.notebook(code + honest_conv))
-    deaths = s.honest()
-    at = cell_position(deaths, "check_helpers") + 1
-    deaths["cells"][at:at] = [
-        code_cell("import os\nos._exit(1)\n") for _ in range(sandbox.MAX_KERNEL_RESTARTS + 1)
-    ]
-    submit("too-many-deaths", deaths)
-    snoop = s.honest()
-    at = cell_position(snoop, "check_helpers") + 1
-    snoop["cells"][at:at] = [
-        code_cell(
-            SNOOP.format(
-                course=str(course.root),
-                outside=str(paths["outside"] / "escaped"),
-                planted=str(paths["outside"] / "planted"),
-                checks=str(Path(ps1.__file__).resolve()),
-                daemon_seconds=paths["daemon_seconds"],
-            )
+    return s.notebook(hangs, conv2d_params=params)
+
+
+def _after_check_helpers(nb: dict, *sources: str) -> dict:
+    at = cell_position(nb, "check_helpers") + 1
+    nb["cells"][at:at] = [code_cell(source) for source in sources]
+    return nb
+
+
+def _snoop(s: Submissions) -> dict:
+    snoop = SNOOP.format(
+        course=str(s.course.root),
+        outside=str(s.paths["outside"] / "escaped"),
+        planted=str(s.paths["outside"] / "planted"),
+        checks=str(Path(ps1.__file__).resolve()),
+        daemon_seconds=s.paths["daemon_seconds"],
+    )
+    return _after_check_helpers(s.honest(), snoop, RICH_OUTPUT)
+
+
+def _honest_bytes(s: Submissions) -> bytes:
+    return json.dumps(s.honest()).encode()
+
+
+# How each student's submission is made (from the course's own notebooks, by :class:`Submissions`),
+# in the order they are submitted.
+SUBMISSIONS = [
+    ("honest", Submissions.honest),
+    ("honest-stderr", _honest_stderr),
+    ("release", lambda s: s.course.release_notebook(ASSIGNMENT, NOTEBOOK)),
+    ("wrong-zeros", lambda s: s.notebook(ZEROS_CONV2D)),
+    ("wrong-unimplemented", lambda s: s.notebook()),
+    ("wrong-all", lambda s: s.course.submission(ASSIGNMENT, NOTEBOOK, ALL_WRONG)),
+    ("flipped", Submissions.flipped),
+    ("topleft", Submissions.topleft),
+    (
+        "trick-ipython-hooks",
+        lambda s: s.append(s.notebook(ZEROS_CONV2D + IPYTHON_MACHINERY), ERROR_CELL),
+    ),
+    (
+        "trick-ast-transformer",
+        lambda s: s.append(s.notebook(ZEROS_CONV2D + AST_TRANSFORMER), ASSERT_CELL),
+    ),
+    ("trick-session-send", lambda s: s.append(s.notebook(ZEROS_CONV2D + SESSION_SEND), ERROR_CELL)),
+    ("trick-nan", lambda s: s.notebook(NAN_CONV2D)),
+    ("trick-displays-result", lambda s: s.notebook(DISPLAYS_A_RESULT)),
+    ("trick-scans-memory", lambda s: s.notebook(ZEROS_CONV2D + SCANS_FOR_ANSWERS)),
+    ("trick-imports-grader", lambda s: s.notebook(IMPORTS_THE_GRADER)),
+    ("trick-liars", _liars),
+    ("trick-agreeable-ndarray", lambda s: s.notebook(ZEROS_CONV2D + AGREEABLE_NDARRAY)),
+    ("trick-patched-libraries", lambda s: s.notebook(ZEROS_CONV2D + PATCHED_LIBRARIES)),
+    ("trick-shadow-modules", lambda s: s.append(s.notebook(ZEROS_CONV2D), SHADOW_CHECK)),
+    ("trick-forged-payload", _forged_payload),
+    ("trick-forged-after-probe", lambda s: s.notebook(ZEROS_CONV2D + FORGES_AFTER_THE_PROBE)),
+    (
+        "trick-forged-probe-function",
+        lambda s: s.notebook(ZEROS_CONV2D + FORGES_THE_PROBE_FUNCTION),
+    ),
+    ("trick-helpers-stripped", _helpers_stripped),
+    ("careless-honest", _careless_honest),
+    ("forged-cells", lambda s: forged_cells(s.notebook(ZEROS_CONV2D))),
+    ("hangs-when-called", _hangs_when_called),
+    *[
+        (name, lambda s, code=code: s.notebook(code + s.solution["conv2d"]))
+        for name, code in BOMBS.items()
+    ],
+    (
+        "too-many-deaths",
+        lambda s: _after_check_helpers(
+            s.honest(), *["import os\nos._exit(1)\n"] * (sandbox.MAX_KERNEL_RESTARTS + 1)
         ),
-        code_cell(RICH_OUTPUT),
-    ]
-    folder = submit("snoop", snoop)
-    (folder / "data.txt").symlink_to(
-        course.gradebook
-    )  # nbgrader, as root, would copy the gradebook here
-
-    submit("renamed-nbformat3", nbformat3(s.honest()), name="convolution (1).ipynb")
-    submit("missing", None)
-    good = json.dumps(s.honest()).encode()
-    submit("truncated", good[:200])
-    submit("notutf8", good.replace(b"import numpy", b"import \xff\xfenumpy", 1))
-
-    submit("trick-remembers-answers", s.notebook(ZEROS_CONV2D + REMEMBERS_VISIBLE_ANSWERS))
-    submit("banned-helper-alias", s.notebook(BANNED_HELPER_BEHIND_AN_ALIAS))
-    return {"originals": {p: p.read_bytes() for p in course.submitted.rglob("*.ipynb")}}
+    ),
+    ("snoop", _snoop),
+    ("renamed-nbformat3", lambda s: nbformat3(s.honest())),
+    ("missing", lambda s: None),
+    ("truncated", lambda s: _honest_bytes(s)[:200]),
+    ("notutf8", lambda s: _honest_bytes(s).replace(b"import numpy", b"import \xff\xfenumpy", 1)),
+    ("trick-remembers-answers", lambda s: s.notebook(ZEROS_CONV2D + REMEMBERS_VISIBLE_ANSWERS)),
+    ("banned-helper-alias", lambda s: s.notebook(BANNED_HELPER_BEHIND_AN_ALIAS)),
+]
+# What else course.submit gets for some students.
+SUBMIT_OPTIONS = {
+    "trick-shadow-modules": {"files": {"numpy.py": SHADOW_NUMPY, "json.py": SHADOW_JSON}},
+    "renamed-nbformat3": {"name": "convolution (1).ipynb"},
+}
 
 
 def forged_cells(nb: dict) -> dict:
-    """A 100-point graded cell, schema_version 99 and 100 points on test_conv2d_random_cases, that test cell
-    copied twice (copies emptied), and test_conv2d_seed_examples edited to `pass`."""
+    """A 100-point graded cell, schema_version 99 and 100 points on test_conv2d_random_cases, that
+    test cell copied twice (copies emptied), and test_conv2d_seed_examples edited to `pass`."""
     random_cases = find_cell(nb, "test_conv2d_random_cases")
     random_cases["metadata"]["nbgrader"].update(schema_version=99, points=100)
     copies = [copy.deepcopy(random_cases) for _ in range(2)]
@@ -1191,7 +1250,8 @@ def cell_position(nb: dict, wanted: str) -> int:
 
 # --------------------------------------------------------------------------- the grading runs
 
-PLAIN = {  # student: (submission, expected score), graded by plain `nbgrader autograde` on a course of its own
+# student: (submission, expected score), graded by plain `nbgrader autograde` on a course of its own
+PLAIN = {
     "aa-forged-cells": (
         "zeros + forged_cells(): graded first, where nbgrader used to stop for everyone",
         8.0,
@@ -1205,13 +1265,15 @@ PLAIN = {  # student: (submission, expected score), graded by plain `nbgrader au
 
 
 def run_batch(course, outside: Path, daemon_seconds: str) -> dict:
-    """Every case in course/submitted/, then one run of ``python -m cnnbook.grade_batch ps1-convolution``."""
+    """Every case in course/submitted/, then one run of ``python -m cnnbook.grade_batch
+    ps1-convolution``."""
     facts = build_batch(course, {"outside": outside, "daemon_seconds": daemon_seconds})
     start = time.monotonic()
     run = grade_batch(course, ASSIGNMENT)
     elapsed = time.monotonic() - start
     assert (course.root / "grade_batch" / ASSIGNMENT / "report.csv").is_file(), (
-        f"grade_batch wrote no report (exit {run.returncode}):\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+        f"grade_batch wrote no report (exit {run.returncode}):\n{run.stdout[-3000:]}\n"
+        f"{run.stderr[-3000:]}"
     )
     return {
         "course": course,
@@ -1225,7 +1287,8 @@ def run_batch(course, outside: Path, daemon_seconds: str) -> dict:
 
 
 def run_plain(course) -> dict:
-    """PLAIN's submissions, ``nbgrader autograde ps1-convolution --force``, ``nbgrader generate_feedback``."""
+    """PLAIN's submissions, ``nbgrader autograde ps1-convolution --force``, ``nbgrader
+    generate_feedback``."""
     s = Submissions(course)
     submissions = {
         "aa-forged-cells": forged_cells(s.notebook(ZEROS_CONV2D)),
@@ -1246,14 +1309,16 @@ def run_plain(course) -> dict:
 
 
 def _sleepers(seconds: str) -> str:
-    """Processes on this machine still running the snoop's daemon (a `sleep` of a recognisable length)."""
+    """Processes on this machine still running the snoop's daemon (a `sleep` of a recognisable
+    length)."""
     out = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
     return "\n".join(line for line in out.splitlines() if f"sleep {seconds}" in line)
 
 
 @pytest.fixture(scope="module")
 def runs():
-    """The batch and the plain run, on two courses, side by side (each waits on its own subprocesses)."""
+    """The batch and the plain run, on two courses, side by side (each waits on its own
+    subprocesses)."""
     if sandbox.bwrap_problem():
         pytest.skip(sandbox.bwrap_problem())
     outside = Path(tempfile.mkdtemp(prefix="cnnbook-outside-", dir="/var/tmp"))
@@ -1404,8 +1469,9 @@ def test_tricks_did_work_in_the_kernel(batch):
             student,
             cell["outputs"],
         )
-    # The grader took the payload that the student's code put in place of its own (by design: that data
-    # only describes the student's own function, so made-up values cost points and never add any).
+    # The grader took the payload that the student's code put in place of its own (by design: that
+    # data only describes the student's own function, so made-up values cost points and never add
+    # any).
     for student in ("trick-forged-after-probe", "trick-forged-probe-function"):
         assert "wrong output shape (1,)" in verdict(
             graded_nb(batch, student), "test_conv2d_seed_examples"
@@ -1520,8 +1586,8 @@ def test_bombs_cost_only_the_cell_they_are_in(batch):
 
 @pytest.mark.parametrize("case", CONTAINED, ids=lambda c: c.student)
 def test_bombs_that_linger_harm_only_their_own_submission(batch, case):
-    """Graded, in bounded time, with no more than the wrong-unimplemented conv2d earns (the memory a bomb
-    keeps, or the processes it leaves, may also cost its later cells)."""
+    """Graded, in bounded time, with no more than the wrong-unimplemented conv2d earns (the memory a
+    bomb keeps, or the processes it leaves, may also cost its later cells)."""
     row = batch["report"][case.student]
     assert row["status"].startswith("graded"), row
     assert total(batch, case.student) <= case.expected == total(batch, "wrong-unimplemented"), row
@@ -1594,15 +1660,15 @@ def test_rejected_and_renamed_notebooks(batch):
 
 
 def test_submitted_files_are_never_changed(batch):
-    # The batch grades a copy on a worker: sanitised, renamed or rejected, what the student handed in
-    # stays as it was (and the snoop's link to the gradebook stays a link, never followed).
+    # The batch grades a copy on a worker: sanitised, renamed or rejected, what the student handed
+    # in stays as it was (and the snoop's link to the gradebook stays a link, never followed).
     for path, data in batch["originals"].items():
         assert path.read_bytes() == data, f"{path} changed"
     link = batch["course"].submitted / "snoop" / ASSIGNMENT / "data.txt"
     assert link.is_symlink()
 
 
-# --------------------------------------------------------------------------- plain nbgrader, and feedback
+# --------------------------------------------------------------------- plain nbgrader, and feedback
 
 
 def test_plain_autograde_survives_forged_metadata(plain):
@@ -1620,7 +1686,8 @@ def test_plain_autograde_survives_forged_metadata(plain):
 
 
 def _random_case_answers(plain, student) -> list[float]:
-    """Every value of the grader's answers to the student's random conv2d cases (from the seed it logged)."""
+    """Every value of the grader's answers to the student's random conv2d cases (from the seed it
+    logged)."""
     seed = re.search(
         rf"Random cases of {re.escape(student)} drawn with seed (\d+)", plain["autograde"].stderr
     )
@@ -1653,7 +1720,8 @@ def test_feedback_names_the_mistake_and_shows_no_expected_value(plain):
         assert verdicts and not [
             v for v in verdicts if "expected" in v.lower() or re.search(r"\d\.\d", v)
         ], verdicts
-        # No value of the grader's answers to the random cases, at any precision of 4 decimals or more.
+        # No value of the grader's answers to the random cases, at any precision of 4 decimals or
+        # more.
         answers = _random_case_answers(plain, student)
         shown = [(float(n), len(n.split(".")[1])) for n in re.findall(r"-?\d+\.\d{4,}", page)]
         leaked = [n for n, decimals in shown for a in answers if round(a, decimals) == n]

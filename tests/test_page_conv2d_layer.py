@@ -172,7 +172,8 @@ def test_seed_003_model_rebuilt_independently():
 
 
 def test_summary_is_shown(book):
-    # read the HTML: myst-nb writes jupyter_execute/*.ipynb without outputs when it serves a page from its cache
+    # read the HTML: myst-nb writes jupyter_execute/*.ipynb without outputs when it serves a page
+    # from its cache
     html = (book.html / "book" / f"{PAGE}.html").read_text()
     for number in ("264,562", "264,262", "205,312", "33,800", "11,275", "12,825"):
         assert number in html, f"{number} is not on the page"

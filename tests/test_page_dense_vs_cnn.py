@@ -1,4 +1,5 @@
-"""book/dense-vs-cnn.md: seed 002's dense net1 and convolutional net2 on Fashion-MNIST, and a better CNN."""
+"""book/dense-vs-cnn.md: seed 002's dense net1 and convolutional net2 on Fashion-MNIST, and a better
+CNN."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""book/glossary.md: the page is built, holds the seeds' Korean terms, and links resolve to pages."""
+"""book/glossary.md: the page is built, holds the seeds' Korean terms, and links resolve to
+pages."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""book/mnist-cnn.md: seed 001's CNN ported to Keras 3 and an improved CNN, trained on real MNIST."""
+"""book/mnist-cnn.md: seed 001's CNN ported to Keras 3 and an improved CNN, trained on real
+MNIST."""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def conv_multiplications(size, filters_in, filters_out, kernel=3):
 
 
 def test_improved_network_is_the_cheaper_shape_the_page_describes(book, glued):
-    # Three conv (no bias) + batch-norm blocks of 16, 32, 64 filters, one dense (no bias) + BN of 128.
+    # Three conv (no bias) + batch-norm blocks of 16, 32, 64 filters, one dense (no bias) + BN of
+    # 128.
     blocks = (3 * 3 * 1 * 16 + 4 * 16) + (3 * 3 * 16 * 32 + 4 * 32) + (3 * 3 * 32 * 64 + 4 * 64)
     assert (
         glued["improved_params_total"]

@@ -1,4 +1,5 @@
-"""book/padding-and-stride.md: the seed's SAME/VALID numbers, TF's padding, size rules, stride, dilation."""
+"""book/padding-and-stride.md: the seed's SAME/VALID numbers, TF's padding, size rules, stride,
+dilation."""
 
 from __future__ import annotations
 

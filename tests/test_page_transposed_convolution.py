@@ -1,4 +1,5 @@
-"""book/transposed-convolution.md: stamping by hand equals Keras, the size formula, the gradient link."""
+"""book/transposed-convolution.md: stamping by hand equals Keras, the size formula, the gradient
+link."""
 
 from __future__ import annotations
 

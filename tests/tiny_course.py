@@ -1,5 +1,6 @@
-"""The tiny course of the grading tests: one notebook, a numpy ``double`` worth 2 points, and a checks
-module of its own loaded from a path (``c.AddProbeCells.checks``); it grades in about 2 s a student.
+"""The tiny course of the grading tests: one notebook, a numpy ``double`` worth 2 points, and a
+checks module of its own loaded from a path (``c.AddProbeCells.checks``); it grades in about 2 s a
+student.
 
 Used by tests/test_grader_inputs.py (malformed submissions) and tests/test_grade_batch_dask.py (the
 batch on Dask), as nbgrader's own tests share their course builders.
@@ -40,7 +41,8 @@ def source_notebook() -> dict:
             tiny_cell("# Tiny assignment\n\nDouble an array.", kind="markdown"),
             tiny_cell("import numpy as np"),
             tiny_cell(
-                "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * np.asarray(x)\n    ### END SOLUTION",
+                "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * np.asarray(x)\n"
+                "    ### END SOLUTION",
                 {
                     "grade": False,
                     "solution": True,
@@ -97,7 +99,8 @@ c.Execute.timeout = {timeout}
 c.Autograde.create_student = True
 c.AddProbeCells.checks = {{"tiny": {checks!r}}}
 configure(c, {root!r}, limits={limits!r})
-# The batch's file checks for plain `nbgrader autograde` (which would wait for ever on a named pipe).
+# The batch's file checks for plain `nbgrader autograde` (which would wait for ever on a named \
+pipe).
 c.Autograde.pre_convert_hook = screen_submission
 """
 

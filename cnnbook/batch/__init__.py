@@ -10,7 +10,8 @@
     gradebook) generated once per batch and sent to the workers as bytes.
 :mod:`~cnnbook.batch.task`
     on a worker: one student graded in a private temporary course, in the sandbox, with the same
-    checks as plain ``nbgrader autograde``; returns plain data (graded notebooks, scores, status, log).
+    checks as plain ``nbgrader autograde``; returns plain data (graded notebooks, scores, status,
+    log).
 :mod:`~cnnbook.batch.record`
     on the client: the worker's result into the gradebook, ``autograded/`` and the log.
 :mod:`~cnnbook.batch.state`

@@ -3,8 +3,8 @@
 :func:`connect` starts a ``LocalCluster`` (one single-threaded worker process per task slot, on
 127.0.0.1, no dashboard) or connects to an existing scheduler by address or scheduler file; TLS
 comes from Dask's own configuration (``distributed.comm.tls.*``) when the address starts with
-``tls://``. :func:`run_tasks` keeps a bounded number of students in flight, so the client never holds
-a whole class's files at once, and hands each result to a callback as it arrives.
+``tls://``. :func:`run_tasks` keeps a bounded number of students in flight, so the client never
+holds a whole class's files at once, and hands each result to a callback as it arrives.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from contextlib import contextmanager
 DASK_CONFIG = {
     "distributed.scheduler.allowed-failures": 2,
     "distributed.scheduler.worker-saturation": 1.0,
-    # Grading starts child processes (the sandboxed kernel, the file checks, ps3's training), which a
-    # daemonic worker process may not.
+    # Grading starts child processes (the sandboxed kernel, the file checks, ps3's training), which
+    # a daemonic worker process may not.
     "distributed.worker.daemon": False,
 }
 KILLED_STATUS = "kills grading workers"
@@ -36,7 +36,8 @@ def default_workers() -> int:
 def connect(
     workers: int | None = None, scheduler: str | None = None, scheduler_file: str | None = None
 ):
-    """A Dask client: an existing cluster's (``scheduler`` address or ``scheduler_file``) or a local one."""
+    """A Dask client: an existing cluster's (``scheduler`` address or ``scheduler_file``) or a local
+    one."""
     import dask
     from distributed import Client, LocalCluster
 
@@ -58,7 +59,8 @@ def connect(
 
 
 def _existing_cluster(Client, scheduler: str | None, scheduler_file: str | None):
-    """A client of the scheduler at ``scheduler`` (or named in ``scheduler_file``), or a one-line error."""
+    """A client of the scheduler at ``scheduler`` (or named in ``scheduler_file``), or a one-line
+    error."""
     where = scheduler or f"the address in {scheduler_file}"
     try:
         return Client(scheduler, scheduler_file=scheduler_file, timeout="30s")
@@ -67,9 +69,10 @@ def _existing_cluster(Client, scheduler: str | None, scheduler_file: str | None)
         ValueError,
     ) as exc:  # unreachable, refused, timed out, no such file, a malformed address
         raise SystemExit(
-            f"error: cannot connect to the Dask scheduler at {where}: {str(exc).splitlines()[0][:300]}. "
-            "Fix: start the scheduler and its workers (book/instructors.md), check the address "
-            "and the firewall, or grade on this machine with --workers N."
+            f"error: cannot connect to the Dask scheduler at {where}: "
+            f"{str(exc).splitlines()[0][:300]}. Fix: start the scheduler and its workers "
+            "(book/instructors.md), check the address and the firewall, or grade on this machine "
+            "with --workers N."
         ) from None
 
 
@@ -85,24 +88,28 @@ def thread_shares(client) -> dict[str, int]:
 
 
 def warm_up(client) -> None:
-    """Have every worker import the grading code now, while the client prepares the batch, instead of
-    in its first task."""
+    """Have every worker import the grading code now, while the client prepares the batch, instead
+    of in its first task."""
     client.run(_import_grading_code, wait=False, on_error="ignore")
 
 
 async def _import_grading_code() -> None:
-    # A coroutine (what Dask runs without waiting), whose imports run in a thread: the worker's event
-    # loop keeps answering the scheduler meanwhile.
+    # A coroutine (what Dask runs without waiting), whose imports run in a thread: the worker's
+    # event loop keeps answering the scheduler meanwhile.
     import asyncio
 
     await asyncio.to_thread(_imports)
 
 
 def _imports() -> None:
-    import nbgrader.converters  # noqa: F401
-
+    # cnnbook.batch.task first, where a task's unpickling (on the event loop) starts too: entering
+    # nbgrader's circular imports at another module at the same time deadlocks two import locks,
+    # one thread gets a partially initialized module, and the worker stops taking tasks.
+    # isort: off
     import cnnbook.batch.task  # noqa: F401
+    import nbgrader.converters  # noqa: F401
     from cnnbook.grader import preprocessors  # noqa: F401
+    # isort: on
 
 
 def _usable_cores() -> int:
@@ -119,8 +126,8 @@ def run_tasks(
 
     slots = sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()) or 1
     in_flight = in_flight or 2 * slots
-    # A task that returns ``shared``, not scattered data: when every worker that held it has died, the
-    # scheduler computes it again (lost scattered data cancels every task that needs it).
+    # A task that returns ``shared``, not scattered data: when every worker that held it has died,
+    # the scheduler computes it again (lost scattered data cancels every task that needs it).
     shared = client.submit(_same, shared, pure=False, key=f"shared-{os.urandom(4).hex()}")
     jobs = iter(jobs)
     running, pending = {}, as_completed()
@@ -156,7 +163,8 @@ def run_tasks(
 
 
 def _submit_queued(client, key: str, function, *args):
-    """``client.submit(function, *args)``, as a task the scheduler queues until a worker thread is free.
+    """``client.submit(function, *args)``, as a task the scheduler queues until a worker thread is
+    free.
 
     Marked as a data producer, the task is "root-ish": the scheduler sends a worker only as many as
     it has threads (``worker-saturation``) and keeps the rest queued. A plain task would be assigned

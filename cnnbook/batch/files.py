@@ -1,4 +1,5 @@
-"""Files as bytes: a submission read safely by the client, and folders replaced only when complete."""
+"""Files as bytes: a submission read safely by the client, and folders replaced only when
+complete."""
 
 from __future__ import annotations
 
@@ -21,8 +22,9 @@ def read_submission(
     """The regular files under ``folder`` as {relative path: bytes}, and {relative path: note} for
     what was left out.
 
-    Symbolic links and special files (named pipes, devices, sockets) are never followed or opened: the
-    client may run as root, and a link could point at the gradebook or at another student's work.
+    Symbolic links and special files (named pipes, devices, sockets) are never followed or opened:
+    the client may run as root, and a link could point at the gradebook or at another student's
+    work.
     """
     files, left_out = {}, {}
     for path in _walk(folder):
@@ -93,10 +95,11 @@ def read_tree(root: Path) -> dict[str, bytes]:
 
 
 def replace_folder(folder: Path, files: dict[str, bytes]) -> None:
-    """Make ``folder`` hold exactly ``files``; the old contents stay until the new ones are complete.
+    """Make ``folder`` hold exactly ``files``; the old contents stay until the new ones are
+    complete.
 
-    The new folder is written beside the old one, then the two are swapped by renames: an interrupted
-    run leaves the old folder or the new one, never a half-written one.
+    The new folder is written beside the old one, then the two are swapped by renames: an
+    interrupted run leaves the old folder or the new one, never a half-written one.
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     new = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))

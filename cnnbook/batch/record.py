@@ -2,7 +2,8 @@
 
 The scores come as plain data (each graded cell's automatic score, each comment); they are written
 with nbgrader's own gradebook API, so the gradebook may be SQLite or PostgreSQL. A manual score an
-instructor set earlier is kept, and the cell is marked for review, as nbgrader's SaveAutoGrades does.
+instructor set earlier is kept, and the cell is marked for review, as nbgrader's SaveAutoGrades
+does.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from cnnbook.batch.files import replace_folder, write_file
 def record(
     result: dict, assignment: str, db_url: str, course_id: str, autograded: Path, log: Path
 ) -> None:
-    """Write one student's result. The graded folder is replaced only after the gradebook took the scores."""
+    """Write one student's result. The graded folder is replaced only after the gradebook took the
+    scores."""
     write_file(log, _log_text(result).encode("utf-8", "replace"))
     if result["grades"] is None:
         return  # rejected before grading: nothing to record, earlier grades stay
@@ -54,9 +56,9 @@ def save_grades(
 
 @contextmanager
 def quiet_autoflush():
-    """Without SQLAlchemy's "Object of type <SubmittedAssignment> not in session" warnings: nbgrader's
-    gradebook reads a new submission's notebooks before adding it (autoflush), which is harmless and
-    which no instructor can act on."""
+    """Without SQLAlchemy's "Object of type <SubmittedAssignment> not in session" warnings:
+    nbgrader's gradebook reads a new submission's notebooks before adding it (autoflush), which is
+    harmless and which no instructor can act on."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session")
         yield

@@ -28,7 +28,8 @@ class State:
             self.rows = {}
 
     def up_to_date(self, student: str, digest: str) -> bool:
-        """Whether ``student`` was graded from exactly this content (rejected submissions are retried)."""
+        """Whether ``student`` was graded from exactly this content (rejected submissions are
+        retried)."""
         row = self.rows.get(student)
         return (
             bool(row)

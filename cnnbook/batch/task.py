@@ -35,7 +35,8 @@ TEMP_PREFIX = "cnnbook-grade-"  # then the grading process's pid: see remove_sta
 
 
 def grade_student(template, job: dict) -> dict:
-    """Grade ``job["student"]``'s ``job["files"]`` for ``job["assignment"]``: a dict of plain data."""
+    """Grade ``job["student"]``'s ``job["files"]`` for ``job["assignment"]``: a dict of plain
+    data."""
     start = time.monotonic()
     result = {
         "student": job["student"],
@@ -130,7 +131,8 @@ def autograde_app(root: Path, assignment: str, student: str, overrides: dict):
 
 
 def read_grades(db_url: str, assignment: str, student: str) -> tuple[dict, str | None]:
-    """Each notebook's cell scores and comments in a gradebook, and the submission's time, as plain data."""
+    """Each notebook's cell scores and comments in a gradebook, and the submission's time, as plain
+    data."""
     from nbgrader.api import Gradebook
 
     with Gradebook(db_url) as gb:
@@ -146,11 +148,12 @@ def read_grades(db_url: str, assignment: str, student: str) -> tuple[dict, str |
         return grades, submission.timestamp.isoformat() if submission.timestamp else None
 
 
-# --------------------------------------------------------------------------- checking the files first
+# ------------------------------------------------------------------------- checking the files first
 
 
 def release_notebooks(folder: Path) -> dict[str, dict]:
-    """The assignment's notebooks as released to students (their nbgrader metadata is the reference)."""
+    """The assignment's notebooks as released to students (their nbgrader metadata is the
+    reference)."""
     return {
         p.name: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.ipynb"))
     }
@@ -159,7 +162,8 @@ def release_notebooks(folder: Path) -> dict[str, dict]:
 def _find_notebook(
     student_dir: Path, name: str, sources: dict, max_bytes: int
 ) -> tuple[Path | None, list[str]]:
-    """The student's notebook ``name``, or the only other notebook renamed to it; (None, notes) if none."""
+    """The student's notebook ``name``, or the only other notebook renamed to it; (None, notes) if
+    none."""
     path = student_dir / name
     if os.path.lexists(path):
         return path, []
@@ -204,8 +208,8 @@ def _prepare_in_child(conn, *args) -> None:
 
 
 def prepare_within(seconds: float, *args) -> tuple[str | None, list[str]]:
-    """:func:`prepare` in a child process, stopped after ``seconds``: no submission can hang the grader
-    (or exhaust its memory) while its files are checked."""
+    """:func:`prepare` in a child process, stopped after ``seconds``: no submission can hang the
+    grader (or exhaust its memory) while its files are checked."""
     receive, send = multiprocessing.Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(
         target=_prepare_in_child, args=(send, *args)
@@ -237,7 +241,8 @@ def prepare_within(seconds: float, *args) -> tuple[str | None, list[str]]:
 
 def _troubles(nb: dict) -> set[str]:
     """What stopped cells of a graded notebook: the sandbox's errors in the student's cells, and the
-    grader's verdicts on its own probe cells (removed from the notebook), in the grader's fixed words."""
+    grader's verdicts on its own probe cells (removed from the notebook), in the grader's fixed
+    words."""
     found = set()
     for output in (
         o
@@ -255,7 +260,8 @@ def _troubles(nb: dict) -> set[str]:
 
 
 def kernel_trouble(folder: Path) -> str | None:
-    """ "kernel died" / "cell timed out" (and "later cells not run") for a graded folder, or None."""
+    """ "kernel died" / "cell timed out" (and "later cells not run") for a graded folder, or
+    None."""
     for path in sorted(folder.glob("*.ipynb")):
         try:
             found = _troubles(json.loads(path.read_text(encoding="utf-8")))
@@ -270,6 +276,7 @@ def kernel_trouble(folder: Path) -> str | None:
             if ename in found
         ]
         if trouble:
-            # The sandbox grades on in a fresh kernel; only past its restart limit are later cells not run.
+            # The sandbox grades on in a fresh kernel; only past its restart limit are later cells
+            # not run.
             return "; ".join(trouble + (["later cells not run"] if "NotRun" in found else []))
     return None

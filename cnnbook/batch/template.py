@@ -1,8 +1,9 @@
 """The assignment as a worker needs it, made once per batch on the client and sent as bytes.
 
-A worker shares no folder with the client. It gets a small course: the course's ``nbgrader_config.py``,
-the assignment's source folder, its release (generated here by ``nbgrader generate_assignment``) and a
-SQLite gradebook that knows the assignment. Each task unpacks it into a private temporary folder.
+A worker shares no folder with the client. It gets a small course: the course's
+``nbgrader_config.py``, the assignment's source folder, its release (generated here by ``nbgrader
+generate_assignment``) and a SQLite gradebook that knows the assignment. Each task unpacks it into a
+private temporary folder.
 """
 
 from __future__ import annotations
@@ -90,8 +91,9 @@ def _generate(root: Path, assignment: str) -> None:
 
 
 def new_gradebook(path: Path) -> None:
-    """An empty nbgrader gradebook at ``path``, as nbgrader makes one, but stamped with the schema version
-    read in this process: nbgrader asks a new ``alembic`` process for it, about 3 s per batch."""
+    """An empty nbgrader gradebook at ``path``, as nbgrader makes one, but stamped with the schema
+    version read in this process: nbgrader asks a new ``alembic`` process for it, about 3 s per
+    batch."""
     from alembic.script import ScriptDirectory
     from nbgrader.api import Base
     from nbgrader.dbutil import ALEMBIC_DIR
@@ -117,9 +119,9 @@ def course_app(
     student: str | None = None,
     overrides: dict | None = None,
 ):
-    """An nbgrader converter (GenerateAssignment, Autograde) for the small course at ``root``, configured
-    by the course's own nbgrader_config.py, with that course's folder and SQLite gradebook whatever the
-    configuration or the environment (NBGRADER_DB_URL) says."""
+    """An nbgrader converter (GenerateAssignment, Autograde) for the small course at ``root``,
+    configured by the course's own nbgrader_config.py, with that course's folder and SQLite
+    gradebook whatever the configuration or the environment (NBGRADER_DB_URL) says."""
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader

@@ -26,7 +26,8 @@ def _run_probe(cell, namespace: dict) -> str | None:
 def judge_namespace(
     module, namespace: dict, code_cells: list[dict] | None = None, seed: int = 0
 ) -> dict[str, Verdict]:
-    """Each graded cell's verdict for the functions in ``namespace``; ``code_cells`` feed the source checks."""
+    """Each graded cell's verdict for the functions in ``namespace``; ``code_cells`` feed the source
+    checks."""
     plan = Plan(module, module.probes(np.random.default_rng(seed)))
     results = {}
     for probe, cell in zip(plan.probes, plan.probe_cells()):

@@ -1,27 +1,29 @@
-"""Keep the previous result until the new one is complete: a failed ``nbgrader generate_assignment`` or
-``nbgrader autograde`` leaves the release or the graded submission it was replacing as it was.
+"""Keep the previous result until the new one is complete: a failed ``nbgrader generate_assignment``
+or ``nbgrader autograde`` leaves the release or the graded submission it was replacing as it was.
 
 nbgrader 0.9.6 (``BaseConverter.convert_notebooks``), for each assignment folder in turn:
 ``init_destination`` removes the old result (``--force``, or a submission newer than it) -> the
-pre-convert hook -> ``init_assignment`` (the first use of the gradebook) -> each notebook converted and
-written -> the post-convert hook. On any error ``_handle_failure`` removes what was written. So a broken
-gradebook URL, a notebook that cannot be converted or a killed run left no result at all. nbgrader's
-hooks cannot prevent it: the pre-convert hook runs after the removal (and its errors are ignored), and
-no hook runs after a failure.
+pre-convert hook -> ``init_assignment`` (the first use of the gradebook) -> each notebook converted
+and written -> the post-convert hook. On any error ``_handle_failure`` removes what was written. So
+a broken gradebook URL, a notebook that cannot be converted or a killed run left no result at all.
+nbgrader's hooks cannot prevent it: the pre-convert hook runs after the removal (and its errors are
+ignored), and no hook runs after a failure.
 
-:class:`KeepWorkExporter` (``c.GenerateAssignment.exporter_class`` and ``c.Autograde.exporter_class``,
-set by :func:`cnnbook.grader.configure`) is nbgrader's notebook exporter plus this. nbgrader makes it in
-``BaseConverter.start``, after finding the notebooks and before converting any, with the converter as
-its parent; it then wraps three steps of that one converter (``convert_notebooks``, ``init_destination``,
-``run_post_convert_hook``; nbgrader's classes are not changed), which then:
+:class:`KeepWorkExporter` (``c.GenerateAssignment.exporter_class`` and
+``c.Autograde.exporter_class``, set by :func:`cnnbook.grader.configure`) is nbgrader's notebook
+exporter plus this. nbgrader makes it in ``BaseConverter.start``, after finding the notebooks and
+before converting any, with the converter as its parent; it then wraps three steps of that one
+converter (``convert_notebooks``, ``init_destination``, ``run_post_convert_hook``; nbgrader's
+classes are not changed), which then:
 
-1. open the gradebook before anything is touched: a URL that does not work stops the command with one
-   line saying what is wrong and how to fix it (:func:`database_problem`);
+1. open the gradebook before anything is touched: a URL that does not work stops the command with
+   one line saying what is wrong and how to fix it (:func:`database_problem`);
 2. just before nbgrader may remove a destination folder, move it, in one rename, to
    ``.<name>.previous-<pid>-<random>/`` beside it, and copy it back for nbgrader to decide from
    (:func:`move_aside`, :func:`copy_back`);
-3. delete the previous version once the new result is complete (nbgrader's post-convert step, reached
-   only on success), or put it back in place of whatever the failed conversion left (:func:`put_back`);
+3. delete the previous version once the new result is complete (nbgrader's post-convert step,
+   reached only on success), or put it back in place of whatever the failed conversion left
+   (:func:`put_back`);
 4. before starting on a folder, put back a previous version left aside by a run that was killed
    (:func:`recover`).
 """
@@ -41,7 +43,8 @@ _ACTIVE: set[Path] = set()  # the copies this process is keeping for a conversio
 
 
 class KeepWorkExporter(NotebookExporter):
-    """nbgrader's notebook exporter; made by a converter, it makes that converter keep its previous results."""
+    """nbgrader's notebook exporter; made by a converter, it makes that converter keep its previous
+    results."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -51,7 +54,7 @@ class KeepWorkExporter(NotebookExporter):
             keep_previous_results(self.parent)
 
 
-# --------------------------------------------------------------------------- the gradebook, before anything
+# ------------------------------------------------------------------- the gradebook, before anything
 
 
 def _hide_password(text: str) -> str:
@@ -96,8 +99,8 @@ def database_problem(db_url: str, course_id: str = "default_course") -> str | No
     ) as exc:  # the server is down, the file cannot be opened, wrong login...
         what = f"cannot be opened ({_one_line(exc.orig if exc.orig is not None else exc)})"
         fix = (
-            f"check that its server is running and that host, port, user, password and database name "
-            f"(for SQLite, the file's folder) are right, or {fix_url}"
+            "check that its server is running and that host, port, user, password and database "
+            f"name (for SQLite, the file's folder) are right, or {fix_url}"
         )
     except (
         FileNotFoundError
@@ -145,7 +148,8 @@ def _holders(dest: Path) -> list[Path]:
 
 
 def move_aside(dest: Path) -> Path | None:
-    """Move ``dest`` (if it exists) into a new folder beside it, in one rename; that folder, or None."""
+    """Move ``dest`` (if it exists) into a new folder beside it, in one rename; that folder, or
+    None."""
     if not dest.is_dir():
         return None
     holder = Path(tempfile.mkdtemp(prefix=f".{dest.name}{PREVIOUS}{os.getpid()}-", dir=dest.parent))
@@ -159,7 +163,8 @@ def move_aside(dest: Path) -> Path | None:
 
 
 def copy_back(holder: Path, dest: Path) -> None:
-    """Copy the version kept in ``holder`` to ``dest`` (nbgrader decides from it whether to convert again)."""
+    """Copy the version kept in ``holder`` to ``dest`` (nbgrader decides from it whether to convert
+    again)."""
     shutil.copytree(holder / dest.name, dest, symlinks=True)
 
 
@@ -203,89 +208,107 @@ def recover(dest: Path, log=None) -> list[Path]:
 
 
 def keep_previous_results(converter) -> None:
-    """Make this nbgrader converter check the gradebook first and keep each previous result until the
-    new one is complete (see the module's description). Installed once per converter."""
+    """Make this nbgrader converter check the gradebook first and keep each previous result until
+    the new one is complete (see the module's description). Installed once per converter."""
     if getattr(converter, "_cnnbook_keepwork", False):
         return
     converter._cnnbook_keepwork = True
-    convert_notebooks = converter.convert_notebooks
-    init_destination = converter.init_destination
-    run_post_convert_hook = converter.run_post_convert_hook
-    log = converter.log
-    pending: dict[
-        Path, Path | None
-    ] = {}  # the folder being converted now -> where its previous version is
-    unsafe: list[str] = []  # folders not converted because their previous version could not be kept
+    keeper = _Keeper(converter)
+    converter.init_destination = keeper.init_destination
+    converter.run_post_convert_hook = keeper.run_post_convert_hook
+    converter.convert_notebooks = keeper.convert_notebooks
 
-    def settle() -> None:
+
+class _Keeper:
+    """The three wrapped steps of one converter, and what they share about its run."""
+
+    def __init__(self, converter):
+        self.converter = converter
+        self.log = converter.log
+        # nbgrader's own steps, called from the wrapped ones
+        self._convert_notebooks = converter.convert_notebooks
+        self._init_destination = converter.init_destination
+        self._run_post_convert_hook = converter.run_post_convert_hook
+        # the folder being converted now -> where its previous version is
+        self.pending: dict[Path, Path | None] = {}
+        # folders not converted because their previous version could not be kept
+        self.unsafe: list[str] = []
+
+    def settle(self) -> None:
         """The folder in progress did not complete: its previous version goes back in place."""
-        for dest, holder in pending.items():
+        for dest, holder in self.pending.items():
             if holder is None:
                 continue
             try:
                 put_back(holder, dest)
-                log.warning("Kept the previous version of %s: the new one failed", dest)
+                self.log.warning("Kept the previous version of %s: the new one failed", dest)
             except OSError as exc:
-                log.error(
+                self.log.error(
                     "The previous version of %s is in %s: move it back by hand (%s)",
                     dest,
                     holder / dest.name,
                     exc,
                 )
-        pending.clear()
+        self.pending.clear()
 
-    def keeping_init_destination(assignment_id: str, student_id: str) -> bool:
-        # nbgrader removes the destination on any error raised here: errors are caught, the folder skipped.
-        settle()
-        dest = Path(os.path.normpath(converter._format_dest(assignment_id, student_id)))
+    def init_destination(self, assignment_id: str, student_id: str) -> bool:
+        # nbgrader removes the destination on any error raised here: errors are caught, the folder
+        # skipped.
+        self.settle()
+        dest = Path(os.path.normpath(self.converter._format_dest(assignment_id, student_id)))
         try:
-            recover(dest, log)
-            pending[dest] = move_aside(dest)
-            if pending[dest] is not None:
-                copy_back(pending[dest], dest)
-                log.info("The previous version of %s is kept until the new one is complete", dest)
+            self.set_aside(dest)
         except OSError as exc:
-            holder = pending.pop(dest, None)
-            try:
-                if holder is not None:
-                    put_back(holder, dest)
-            except OSError:  # left where it is: the next run puts it back (recover)
-                log.error("The previous version of %s is in %s", dest, holder / dest.name)
-            unsafe.append(f"{dest} ({exc})")
-            log.error(
-                "Could not keep the previous version of %s (%s): not converted, left as it was",
-                dest,
-                exc,
-            )
+            self.refuse(dest, exc)
             return False
-        if init_destination(assignment_id, student_id):
+        if self._init_destination(assignment_id, student_id):
             return True
-        discard(pending.pop(dest))  # skipped: nothing was removed
+        discard(self.pending.pop(dest))  # skipped: nothing was removed
         return False
 
-    def completing_post_convert_hook() -> None:
-        for holder in pending.values():
-            discard(holder)
-        pending.clear()
-        run_post_convert_hook()
+    def set_aside(self, dest: Path) -> None:
+        """Move the previous version of ``dest`` aside, and copy it back for nbgrader to decide."""
+        recover(dest, self.log)
+        self.pending[dest] = move_aside(dest)
+        if self.pending[dest] is not None:
+            copy_back(self.pending[dest], dest)
+            self.log.info("The previous version of %s is kept until the new one is complete", dest)
 
-    def checked_convert_notebooks() -> None:
+    def refuse(self, dest: Path, exc: OSError) -> None:
+        """The previous version of ``dest`` could not be kept: put it back, and skip the folder."""
+        holder = self.pending.pop(dest, None)
+        try:
+            if holder is not None:
+                put_back(holder, dest)
+        except OSError:  # left where it is: the next run puts it back (recover)
+            self.log.error("The previous version of %s is in %s", dest, holder / dest.name)
+        self.unsafe.append(f"{dest} ({exc})")
+        self.log.error(
+            "Could not keep the previous version of %s (%s): not converted, left as it was",
+            dest,
+            exc,
+        )
+
+    def run_post_convert_hook(self) -> None:
+        for holder in self.pending.values():
+            discard(holder)
+        self.pending.clear()
+        self._run_post_convert_hook()
+
+    def convert_notebooks(self) -> None:
         from nbgrader.converters.base import NbGraderException
 
+        converter = self.converter
         if not getattr(converter, "no_database", False):
             problem = database_problem(converter.coursedir.db_url, converter.coursedir.course_id)
             if problem is not None:
-                log.error(problem)
+                self.log.error(problem)
                 raise NbGraderException(problem)
         try:
-            convert_notebooks()
+            self._convert_notebooks()
         finally:
-            settle()
-        if unsafe:
+            self.settle()
+        if self.unsafe:
             raise NbGraderException(
-                f"Not converted, their previous version could not be kept: {'; '.join(unsafe)}"
+                f"Not converted, their previous version could not be kept: {'; '.join(self.unsafe)}"
             )
-
-    converter.init_destination = keeping_init_destination
-    converter.run_post_convert_hook = completing_post_convert_hook
-    converter.convert_notebooks = checked_convert_notebooks

@@ -1,19 +1,19 @@
-"""What the grader asks of one submission: the probes (calls of the student's functions on inputs the
-grader chose) and the checks that turn their results into each graded cell's points.
+"""What the grader asks of one submission: the probes (calls of the student's functions on inputs
+the grader chose) and the checks that turn their results into each graded cell's points.
 
 An assignment's trusted comparison is a module (see :mod:`cnnbook.grader.checks`) that defines
 
 * ``NOTEBOOK``: the notebook it grades (its name without ``.ipynb``);
 * ``HIDDEN_PACKAGES``: top-level packages the student's kernel may not import (numpy-only tasks);
 * ``probes(rng)``: the :class:`Probe` list for one submission (random cases drawn from ``rng``);
-* ``CHECKS``: one :class:`Check` per graded cell, whose ``judge`` gets a :class:`Context` and returns
-  a :class:`Verdict`;
+* ``CHECKS``: one :class:`Check` per graded cell, whose ``judge`` gets a :class:`Context` and
+  returns a :class:`Verdict`;
 
 and may declare its time limits (read by :class:`Plan`): ``CELL_SECONDS``, the most one cell of the
-student's notebook may run (probe cells included); ``NOTEBOOK_SECONDS``, the most the whole notebook may
-take (every cell, probe cells, kernel starts, restarts and replays); ``GRADER_SECONDS``, what its checks
-take in the grader's own process (ps3's training). Without them: the course's ``Execute.timeout`` per
-cell, no limit per notebook, nothing in the grader's process.
+student's notebook may run (probe cells included); ``NOTEBOOK_SECONDS``, the most the whole notebook
+may take (every cell, probe cells, kernel starts, restarts and replays); ``GRADER_SECONDS``, what
+its checks take in the grader's own process (ps3's training). Without them: the course's
+``Execute.timeout`` per cell, no limit per notebook, nothing in the grader's process.
 
 The plan lives in nbgrader's ``resources`` (the grader's memory); only the probes' inputs reach the
 kernel, inside probe cells appended to the notebook for the run and removed before it is saved.
@@ -36,16 +36,19 @@ from cnnbook import sandbox
 from cnnbook.grader import wire
 
 PLAN_KEY = "cnnbook_plan"
-# SandboxedExecute's own record of why it stopped each probe cell ({probe name: reason}), in fixed words.
+# SandboxedExecute's own record of why it stopped each probe cell ({probe name: reason}), in fixed
+# words.
 STOPS_KEY = "cnnbook_stops"
 # How SandboxedExecute passes its ``threads`` setting on to the checks that run after it in the same
-# process (ps3's trainer gives its child the same thread limits as the kernel); 0 or unset: no limit.
+# process (ps3's trainer gives its child the same thread limits as the kernel); 0 or unset: no
+# limit.
 ENV_THREADS = "CNNBOOK_GRADER_THREADS"
 
 
 @dataclass
 class Call:
-    """One call of a student's function; ``label`` names it in feedback (inputs only, never answers)."""
+    """One call of a student's function; ``label`` names it in feedback (inputs only, never
+    answers)."""
 
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
@@ -67,7 +70,8 @@ class Probe:
 
 @dataclass
 class Verdict:
-    """A graded cell's outcome: the share of its points earned and, unless passed, why (fixed text)."""
+    """A graded cell's outcome: the share of its points earned and, unless passed, why (fixed
+    text)."""
 
     fraction: float
     message: str = ""
@@ -83,7 +87,8 @@ class Verdict:
 
 @dataclass
 class Context:
-    """What a judge may look at: the results of each probe, and the submitted notebook's code cells."""
+    """What a judge may look at: the results of each probe, and the submitted notebook's code
+    cells."""
 
     probes: dict[str, Probe]
     results: dict[str, list[wire.Result]]
@@ -102,7 +107,8 @@ class Context:
 
 @dataclass
 class Check:
-    """How one graded cell earns its points. ``probe`` names the probe it needs (None: source only)."""
+    """How one graded cell earns its points. ``probe`` names the probe it needs (None: source
+    only)."""
 
     grade_id: str
     judge: Callable[[Context], Verdict]
@@ -123,12 +129,14 @@ class Plan:
 
     @property
     def cell_seconds(self) -> float | None:
-        """The most one cell may run (the module's ``CELL_SECONDS``); None: the course's Execute.timeout."""
+        """The most one cell may run (the module's ``CELL_SECONDS``); None: the course's
+        Execute.timeout."""
         return _seconds(self.module, "CELL_SECONDS")
 
     @property
     def notebook_seconds(self) -> float | None:
-        """The most the whole notebook may take (the module's ``NOTEBOOK_SECONDS``); None: no limit."""
+        """The most the whole notebook may take (the module's ``NOTEBOOK_SECONDS``); None: no
+        limit."""
         return _seconds(self.module, "NOTEBOOK_SECONDS")
 
     @property
@@ -140,7 +148,8 @@ class Plan:
         for probe in self.probes:
             spec = wire.encode_calls(probe.name, probe.calls, probe.value, probe.serialiser)
             source = (
-                f"# Added by the grader for this run only: calls {probe.name} on the grader's inputs.\n"
+                f"# Added by the grader for this run only: calls {probe.name} on the grader's "
+                "inputs.\n"
                 f"{wire.KERNEL_SIDE}\n_cnnbook_probe({spec!r}, {wire.MIME!r})\n"
             )
             cell = nbformat.v4.new_code_cell(source)
@@ -153,7 +162,8 @@ class Plan:
 
 
 def load_checks(name: str):
-    """The checks module: an importable name (``cnnbook.grader.checks.ps1_convolution``) or a ``.py`` path."""
+    """The checks module: an importable name (``cnnbook.grader.checks.ps1_convolution``) or a
+    ``.py`` path."""
     if name.endswith(".py"):
         path = Path(name)
         spec = importlib.util.spec_from_file_location(f"cnnbook_checks_{path.stem}", path)
@@ -164,7 +174,8 @@ def load_checks(name: str):
 
 
 def _seconds(module, name: str) -> float | None:
-    """A time limit a checks module declares: a positive number of seconds, or None when it declares none."""
+    """A time limit a checks module declares: a positive number of seconds, or None when it declares
+    none."""
     value = getattr(module, name, None)
     if value is None:
         return None
@@ -189,9 +200,9 @@ def grader_threads() -> int:
 
 
 def thread_env(threads: int) -> dict[str, str]:
-    """The environment variables that keep numpy's BLAS, OpenMP and TensorFlow to ``threads`` threads
-    (none for 0, no limit). TensorFlow's inter-op pool, which runs independent operations side by side,
-    gets at most 2: the graph of a small CNN has little to run side by side."""
+    """The environment variables that keep numpy's BLAS, OpenMP and TensorFlow to ``threads``
+    threads (none for 0, no limit). TensorFlow's inter-op pool, which runs independent operations
+    side by side, gets at most 2: the graph of a small CNN has little to run side by side."""
     if threads <= 0:
         return {}
     env = {name: str(threads) for name in sandbox.THREAD_VARIABLES}

@@ -1,11 +1,13 @@
-"""What a submitted notebook may change: :func:`sanitise` restores the assignment's own cells and metadata.
+"""What a submitted notebook may change: :func:`sanitise` restores the assignment's own cells and
+metadata.
 
 A submission is untrusted data. Before nbgrader reads it, every cell that the assignment locks comes
-back from the assignment (its text and its nbgrader metadata, whatever the student did to either, even
-when the student deleted the metadata or the cell), forged or unknown nbgrader metadata is removed,
-a copied test cell is graded once, stored outputs are dropped and the kernelspec is the assignment's.
-``python -m cnnbook.grade_batch`` calls :func:`sanitise` before nbgrader (its report says what was
-changed), and the ``RestoreNbgraderMetadata`` preprocessor calls it in plain ``nbgrader autograde``.
+back from the assignment (its text and its nbgrader metadata, whatever the student did to either,
+even when the student deleted the metadata or the cell), forged or unknown nbgrader metadata is
+removed, a copied test cell is graded once, stored outputs are dropped and the kernelspec is the
+assignment's. ``python -m cnnbook.grade_batch`` calls :func:`sanitise` before nbgrader (its report
+says what was changed), and the ``RestoreNbgraderMetadata`` preprocessor calls it in plain
+``nbgrader autograde``.
 
 Fields of the wrong JSON type (:func:`type_problems` names them; the batch rejects such a notebook)
 are retyped or dropped, and a notebook that has no list of cells raises :class:`MalformedNotebook`,
@@ -20,7 +22,8 @@ import reprlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-# The nbgrader metadata that decides how a cell is graded (the rest, e.g. the checksum, nbgrader recomputes).
+# The nbgrader metadata that decides how a cell is graded (the rest, e.g. the checksum, nbgrader
+# recomputes).
 GRADING_KEYS = ("grade_id", "grade", "solution", "locked", "task", "points", "schema_version")
 CELL_TYPES = ("code", "markdown", "raw")
 MAX_NOTES = 20  # a notebook of a million odd cells gets a short report, not a million lines
@@ -74,7 +77,8 @@ def cell_problems(cell) -> list[str]:
 
 
 def type_problems(nb) -> list[str]:
-    """What in ``nb`` has the wrong JSON type for nbformat 4, in words (empty when its structure is sound)."""
+    """What in ``nb`` has the wrong JSON type for nbformat 4, in words (empty when its structure is
+    sound)."""
     if not isinstance(nb, dict):
         return [f"the notebook is {_type(nb)}, not an object"]
     problems = []
@@ -92,7 +96,8 @@ def type_problems(nb) -> list[str]:
 
 @dataclass
 class SourceCell:
-    """One cell of the assignment: its nbgrader metadata, and its type and text when it is locked."""
+    """One cell of the assignment: its nbgrader metadata, and its type and text when it is
+    locked."""
 
     meta: dict
     cell_type: str = "code"
@@ -101,7 +106,8 @@ class SourceCell:
 
 @dataclass
 class Reference:
-    """What a submission must agree with: the assignment's cells in order (by grade_id), and the kernelspec."""
+    """What a submission must agree with: the assignment's cells in order (by grade_id), and the
+    kernelspec."""
 
     cells: dict[str, SourceCell]
     kernelspec: dict | None
@@ -120,7 +126,8 @@ class Reference:
 
     @classmethod
     def from_gradebook(cls, gradebook, notebook_id: str, assignment_id: str) -> Reference:
-        """From what ``nbgrader generate_assignment`` recorded, which is what nbgrader grades against."""
+        """From what ``nbgrader generate_assignment`` recorded, which is what nbgrader grades
+        against."""
         from nbgrader.nbgraderformat import SCHEMA_VERSION
 
         notebook = gradebook.find_notebook(notebook_id, assignment_id)
@@ -170,7 +177,8 @@ def _new_cell(grade_id: str, source: SourceCell) -> dict:
 
 
 def _restore_missing_locked_cells(nb: dict, reference: Reference, notes: list[str]) -> None:
-    """Put back every locked cell of the assignment that the submission lacks, after its predecessor."""
+    """Put back every locked cell of the assignment that the submission lacks, after its
+    predecessor."""
     present = {_grade_id(cell) for cell in nb["cells"]}
     for position, grade_id in enumerate(reference.order):
         source = reference.cells[grade_id]
@@ -252,7 +260,8 @@ def _repair_cell(cell: dict, index: int, notes: list[str]) -> None:
 
 
 def _repair(nb, notes: list[str]) -> None:
-    """Drop what cannot be a cell and retype the fields that can be fixed; raise MalformedNotebook otherwise."""
+    """Drop what cannot be a cell and retype the fields that can be fixed; raise MalformedNotebook
+    otherwise."""
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise MalformedNotebook(f"not a Jupyter notebook: {'; '.join(type_problems(nb))}")
     kept = []
@@ -277,13 +286,15 @@ def _summary(notes: list[str]) -> list[str]:
 
 
 def sanitise(nb: dict, reference: Reference) -> list[str]:
-    """Make ``nb`` safe to grade against ``reference`` (in place); returns what was changed, for the instructor.
+    """Make ``nb`` safe to grade against ``reference`` (in place); returns what was changed, for the
+    instructor.
 
     A cell whose grade_id the assignment has gets the assignment's nbgrader metadata back (so forged
     points, schema versions or flags count for nothing), and a locked one its text too; nbgrader
-    metadata with an unknown grade_id is removed. A grade_id that appears more than once (a copied test
-    cell) is graded once, in its last copy as nbgrader's DeduplicateIds would; the other copies become
-    plain cells. Locked cells that are missing (deleted, or stripped of their metadata) are put back.
+    metadata with an unknown grade_id is removed. A grade_id that appears more than once (a copied
+    test cell) is graded once, in its last copy as nbgrader's DeduplicateIds would; the other copies
+    become plain cells. Locked cells that are missing (deleted, or stripped of their metadata) are
+    put back.
 
     Fields of the wrong type are retyped or dropped first (cells that are not cells are removed), so
     that one hand-edited notebook cannot crash the run for the others; a notebook whose cells are

@@ -110,7 +110,8 @@ def _bound_names(stmt: ast.stmt) -> set[str]:
 
 
 def _statements(cells: list[dict]) -> list[ast.stmt]:
-    """The top-level statements of the cells the student wrote (locked cells are the assignment's)."""
+    """The top-level statements of the cells the student wrote (locked cells are the
+    assignment's)."""
     statements = []
     for cell in cells:
         if cell.get("metadata", {}).get("nbgrader", {}).get("locked"):
@@ -125,9 +126,9 @@ def banned_uses(cells: list[dict], function: str) -> dict[str, set[str]]:
     """Where ``function`` breaks the numpy-only rule: {where: what}, empty when it does not.
 
     ``cells`` are the submission's code cells (``source`` and ``metadata``). "Where" is "top-level
-    code" or a name: ``function``, or anything it or the top-level code reaches, following every name
-    from the statements that bind it (a helper it calls, an alias ``conv2d = helper``, a dict or
-    class of helpers).
+    code" or a name: ``function``, or anything it or the top-level code reaches, following every
+    name from the statements that bind it (a helper it calls, an alias ``conv2d = helper``, a dict
+    or class of helpers).
     """
     statements = _statements(cells)
     binders: dict[str, list[ast.stmt]] = {}

@@ -57,7 +57,8 @@ def _file_kind(mode: int) -> str:
 
 
 def _read_bytes(path: Path, max_bytes: int) -> bytes:
-    """At most ``max_bytes`` + 1 bytes of a regular file (checked again once open: it may have changed)."""
+    """At most ``max_bytes`` + 1 bytes of a regular file (checked again once open: it may have
+    changed)."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -142,7 +143,8 @@ def _read_notebook(
 
 
 def _remove_links_and_special_files(student_dir: Path, keep: set[str]) -> list[str]:
-    """Remove symbolic links, and special files other than the notebooks (``keep``), from a submission.
+    """Remove symbolic links, and special files other than the notebooks (``keep``), from a
+    submission.
 
     nbgrader copies a submission as root and follows symbolic links: a link to the gradebook or to
     solutions/ would arrive in the graded folder as a readable copy. It copies the other files too:
@@ -173,8 +175,8 @@ def _remove_links_and_special_files(student_dir: Path, keep: set[str]) -> list[s
 def screen_submission(
     assignment=None, student=None, notebooks=(), max_bytes: int = MAX_NOTEBOOK_BYTES
 ) -> None:
-    """nbgrader's ``pre_convert_hook`` (``c.Autograde.pre_convert_hook``): the file checks of the batch
-    for plain ``nbgrader autograde``, which would otherwise wait for ever on a named pipe.
+    """nbgrader's ``pre_convert_hook`` (``c.Autograde.pre_convert_hook``): the file checks of the
+    batch for plain ``nbgrader autograde``, which would otherwise wait for ever on a named pipe.
 
     Links and special files beside the notebooks are removed; a notebook that is not a regular file
     or is larger than ``max_bytes`` is renamed ``<name>.rejected``, so that nbgrader fails that

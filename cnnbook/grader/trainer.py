@@ -1,17 +1,18 @@
-"""ps3's graded training, run by the grader: the student's model arrives as data and is rebuilt here.
+"""ps3's graded training, run by the grader: the student's model arrives as data and is rebuilt
+here.
 
 The student's kernel sends ``build_model()``'s Keras configuration as JSON (see ``keras_model`` in
 :data:`cnnbook.grader.wire.KERNEL_SIDE`): no weights, no pickled code. :func:`validate` reads that
-JSON without Keras and lets through only Keras's own classes and functions; :func:`train_and_evaluate`
-then rebuilds, inspects, trains and evaluates the model in a child process
-(``python -m cnnbook.grader.trainer``: one JSON document on stdin, one JSON line per phase on stdout)
-under resource limits, so that a configuration built to exhaust memory or time costs the student the
-points and nothing else. The child runs only Keras's code; it checks every class again with Keras at
-hand before Keras instantiates anything.
+JSON without Keras and lets through only Keras's own classes and functions;
+:func:`train_and_evaluate` then rebuilds, inspects, trains and evaluates the model in a child
+process (``python -m cnnbook.grader.trainer``: one JSON document on stdin, one JSON line per phase
+on stdout) under resource limits, so that a configuration built to exhaust memory or time costs the
+student the points and nothing else. The child runs only Keras's code; it checks every class again
+with Keras at hand before Keras instantiates anything.
 
 The graded training is fixed: real MNIST (pixels / 255, shape (28, 28, 1)), seed 1234, deterministic
-ops, one epoch, batch 128, shuffled, stopped after :data:`TRAIN_SECONDS`; then accuracy on the 10,000
-test images.
+ops, one epoch, batch 128, shuffled, stopped after :data:`TRAIN_SECONDS`; then accuracy on the
+10,000 test images.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ DEFAULT_LIMITS = {
     "wall_seconds": 420,
     "cpu_seconds": None,  # None: wall_seconds x the number of cores
     "file_size_mb": 64,
-    # Threads of TensorFlow, OpenMP and BLAS (cnnbook.grader.plan.thread_env); None: the grading process's
-    # setting, SandboxedExecute.threads (cnnbook.grader.plan.grader_threads), the kernel's limit too; 0: no limit.
+    # Threads of TensorFlow, OpenMP and BLAS (cnnbook.grader.plan.thread_env); None: the grading
+    # process's setting, SandboxedExecute.threads (cnnbook.grader.plan.grader_threads), the kernel's
+    # limit too; 0: no limit.
     "threads": None,
 }
 
@@ -62,13 +64,17 @@ INTERNAL_CLASSES = {("keras.src.models.functional", "Functional")}
 FUNCTION_MODULES = {"builtins", "keras.activations", "keras.losses", "keras.metrics"}
 NO_CODE = "the grader rebuilds your model from its configuration, which carries no Python code"
 REJECTED_LAYERS = {
-    "Lambda": f"Lambda layers cannot be graded: {NO_CODE}; use Keras's own layers instead "
-    "(Rescaling, Activation, ReLU, Reshape, ...)",
+    "Lambda": (
+        f"Lambda layers cannot be graded: {NO_CODE}; use Keras's own layers instead "
+        "(Rescaling, Activation, ReLU, Reshape, ...)"
+    ),
     "TFSMLayer": "TFSMLayer cannot be graded: it loads a saved model from a file",
     "TorchModuleWrapper": f"TorchModuleWrapper cannot be graded: {NO_CODE}",
     "JaxLayer": f"JaxLayer cannot be graded: {NO_CODE}",
     "FlaxLayer": f"FlaxLayer cannot be graded: {NO_CODE}",
-    "StringLookup": "StringLookup cannot be graded: it can read a vocabulary file (and MNIST has no text)",
+    "StringLookup": (
+        "StringLookup cannot be graded: it can read a vocabulary file (and MNIST has no text)"
+    ),
     "IntegerLookup": "IntegerLookup cannot be graded: it can read a vocabulary file",
     "TextVectorization": "TextVectorization cannot be graded: it can read a vocabulary file",
 }
@@ -97,9 +103,9 @@ def parse(description) -> tuple[dict | None, dict | None, str | None]:
             None,
             None,
             (
-                f"the model's configuration has {len(description):,} characters or more; the grader "
-                f"accepts at most {MAX_CONFIG_CHARS:,} (far more than a model under the parameter cap "
-                "needs)"
+                f"the model's configuration has {len(description):,} characters or more; the "
+                f"grader accepts at most {MAX_CONFIG_CHARS:,} (far more than a model under the "
+                "parameter cap needs)"
             ),
         )
     try:
@@ -124,7 +130,8 @@ def parse(description) -> tuple[dict | None, dict | None, str | None]:
 
 
 def _is_function_dump(node: dict) -> bool:
-    """Keras writes a lambda activation as {"value": [base64 bytecode, defaults, closure]}, no class name."""
+    """Keras writes a lambda activation as {"value": [base64 bytecode, defaults, closure]}, no class
+    name."""
     value = node.get("value")
     return (
         set(node) == {"value"}
@@ -135,7 +142,8 @@ def _is_function_dump(node: dict) -> bool:
 
 
 def keras_objects(tree) -> tuple[list[dict], str | None]:
-    """Every object (dict with a "class_name") in ``tree``, or a problem: too deep, too many, or code."""
+    """Every object (dict with a "class_name") in ``tree``, or a problem: too deep, too many, or
+    code."""
     found, stack = [], [(tree, 1)]
     while stack:
         node, depth = stack.pop()
@@ -196,7 +204,10 @@ def validate(description) -> str | None:
 
 def compile_problems(compiled: dict | None) -> list[str]:
     """What the compile configuration lacks: an optimizer, a loss, the accuracy metric."""
-    how = 'call model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])'
+    how = (
+        'call model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", '
+        'metrics=["accuracy"])'
+    )
     if not compiled:
         return [f"the model is not compiled: {how} before returning it"]
     problems = []
@@ -228,8 +239,8 @@ def train_and_evaluate(description: str, *, train: bool = True, limits: dict | N
     """Rebuild, inspect and (when the model qualifies) train the model in a limited child process.
 
     Returns plain data: ``problem`` (the model could not be rebuilt: every check fails),
-    ``model_problems`` (what keeps it from being a small compiled CNN), ``params``, and after training
-    ``accuracy``, ``seconds``, ``stopped_at_cap`` or ``training_problem``.
+    ``model_problems`` (what keeps it from being a small compiled CNN), ``params``, and after
+    training ``accuracy``, ``seconds``, ``stopped_at_cap`` or ``training_problem``.
     """
     result = {
         "problem": validate(description),
@@ -294,8 +305,8 @@ def _how_it_ended(code: int, limits: dict) -> str:
     if code != 0:
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         return (
-            f"the grader's training process stopped ({how}): the model probably needs more memory than the "
-            f"{limits['address_space_mb'] // 1024} GB the grader allows"
+            f"the grader's training process stopped ({how}): the model probably needs more memory "
+            f"than the {limits['address_space_mb'] // 1024} GB the grader allows"
         )
     return "the grader's training process ended without a result (tell your instructor)"
 
@@ -313,8 +324,8 @@ def _records(out: bytes) -> list[dict]:
 
 
 def _child_env(folder: str, threads: int = 0) -> dict:
-    """The grader's environment minus its secrets, with the project's TensorFlow settings and, unless
-    ``threads`` is 0, the thread limits the student's kernel gets."""
+    """The grader's environment minus its secrets, with the project's TensorFlow settings and,
+    unless ``threads`` is 0, the thread limits the student's kernel gets."""
     from cnnbook.grader.plan import thread_env
 
     keep = (
@@ -367,7 +378,8 @@ def _die_with_parent() -> None:
 
 
 def _resolve_problem(obj: dict) -> str | None:
-    """With Keras imported: the object must resolve to a Keras class or function that runs no user code."""
+    """With Keras imported: the object must resolve to a Keras class or function that runs no user
+    code."""
     import keras
     from keras.src import api_export
 
@@ -400,7 +412,8 @@ def _resolve_problem(obj: dict) -> str | None:
 
 
 def _function_problem(name: str, module: str) -> str | None:
-    """Keras finds a "builtins" function by name in several of its modules: each match must be a function."""
+    """Keras finds a "builtins" function by name in several of its modules: each match must be a
+    function."""
     import types
 
     from keras.src import api_export
@@ -421,7 +434,8 @@ def _function_problem(name: str, module: str) -> str | None:
 
 
 def _rebuild(model_config: dict, compiled: dict | None):
-    """The model from its configuration (safe mode, no custom objects), compiled by the grader's rules."""
+    """The model from its configuration (safe mode, no custom objects), compiled by the grader's
+    rules."""
     import keras
     from keras.src.saving.serialization_lib import SafeModeScope
 
@@ -439,7 +453,8 @@ def _rebuild(model_config: dict, compiled: dict | None):
 
 
 def _without_compile_configs(tree):
-    """A configuration without its own compile settings: the grader compiles from the checked copy."""
+    """A configuration without its own compile settings: the grader compiles from the checked
+    copy."""
     if isinstance(tree, dict):
         return {k: _without_compile_configs(v) for k, v in tree.items() if k != "compile_config"}
     if isinstance(tree, list):
@@ -448,7 +463,8 @@ def _without_compile_configs(tree):
 
 
 def _shape(model, which: str) -> tuple | None:
-    """``model.input_shape`` or ``output_shape`` without the batch axis; None when Keras has none to give."""
+    """``model.input_shape`` or ``output_shape`` without the batch axis; None when Keras has none to
+    give."""
     try:
         return tuple(getattr(model, which)[1:])
     except Exception:  # noqa: BLE001 - an unbuilt or multi-input model has no single shape
@@ -463,7 +479,8 @@ def _params(model) -> int | None:
 
 
 def model_problems(model, compiled: dict | None) -> list[str]:
-    """What keeps the rebuilt model from being a small compiled CNN (the first graded cell's rules)."""
+    """What keeps the rebuilt model from being a small compiled CNN (the first graded cell's
+    rules)."""
     import keras
 
     if not isinstance(model, keras.Model):
@@ -518,8 +535,8 @@ def _is_memory_error(error: BaseException) -> bool:
 def _failure(error: BaseException, doing: str, limits: dict) -> str:
     if _is_memory_error(error):
         return (
-            f"{doing} ran out of memory (the grader allows {limits['address_space_mb'] // 1024} GB): "
-            "the model, or what it computes for a batch of 128 images, is far too large"
+            f"{doing} ran out of memory (the grader allows {limits['address_space_mb'] // 1024} "
+            "GB): the model, or what it computes for a batch of 128 images, is far too large"
         )
     return f"{doing} failed: {_error_text(error)}"
 
@@ -560,7 +577,8 @@ def _cap_callback(seconds: float):
 
 
 def _accuracy(model, x_test, y_test) -> float | None:
-    """Share of test images whose largest output is the label; None past :data:`EVALUATE_SECONDS`."""
+    """Share of test images whose largest output is the label; None past
+    :data:`EVALUATE_SECONDS`."""
     import numpy as np
 
     start, correct = time.monotonic(), 0
@@ -599,14 +617,16 @@ def _train(model_config: dict, compiled: dict | None) -> dict:
     accuracy = _accuracy(model, x_test, y_test)
     if accuracy is None:
         return {
-            "training_problem": "the predictions on the 10,000 test images took more than "
-            f"{EVALUATE_SECONDS} s"
+            "training_problem": (
+                f"the predictions on the 10,000 test images took more than {EVALUATE_SECONDS} s"
+            )
         }
     return {"accuracy": accuracy, "seconds": round(seconds, 1), "stopped_at_cap": cap.stopped}
 
 
 def _model_phase(model_config: dict, compiled: dict | None, limits: dict) -> dict:
-    """Check every object with Keras at hand, rebuild the model, and list what keeps it from the rules."""
+    """Check every object with Keras at hand, rebuild the model, and list what keeps it from the
+    rules."""
     import keras
 
     objects = keras_objects(model_config)[0] + keras_objects(compiled)[0]

@@ -1,11 +1,12 @@
 """The plain data that crosses between the grader and the student's kernel, in both directions.
 
-Grader to kernel: the inputs of each call (numbers, strings, tuples, lists and float64 arrays) as JSON,
-arrays as base64 bytes. Kernel to grader: one JSON document per probe cell with one record per call
-(the value as an int, float, bool, string or float64 array, or the name of the exception raised).
-No pickle in either direction. :data:`KERNEL_SIDE` is the code the probe cells define in the kernel;
-whatever the kernel sends back is untrusted, so :func:`decode_results` checks every field and size and
-turns anything else into a ``malformed`` record: it can cost the student points, never add them.
+Grader to kernel: the inputs of each call (numbers, strings, tuples, lists and float64 arrays) as
+JSON, arrays as base64 bytes. Kernel to grader: one JSON document per probe cell with one record per
+call (the value as an int, float, bool, string or float64 array, or the name of the exception
+raised). No pickle in either direction. :data:`KERNEL_SIDE` is the code the probe cells define in
+the kernel; whatever the kernel sends back is untrusted, so :func:`decode_results` checks every
+field and size and turns anything else into a ``malformed`` record: it can cost the student points,
+never add them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ KINDS = ("none", "bool", "int", "float", "str", "array", "raised", "other", "too
 
 
 def encode_value(value):
-    """A call argument as JSON-ready data (tuples and arrays tagged, so the kernel rebuilds them)."""
+    """A call argument as JSON-ready data (tuples and arrays tagged, so the kernel rebuilds
+    them)."""
     if isinstance(value, np.ndarray):
         data = np.ascontiguousarray(value, dtype=np.float64)
         return {"$array": [list(data.shape), base64.b64encode(data.tobytes()).decode("ascii")]}
@@ -41,7 +43,8 @@ def encode_value(value):
 
 
 def encode_calls(name: str, calls, value: bool = False, serialiser: str = "numbers") -> str:
-    """The probe's instructions for the kernel: base64 of JSON, to paste into the probe cell's source."""
+    """The probe's instructions for the kernel: base64 of JSON, to paste into the probe cell's
+    source."""
     spec = {
         "name": name,
         "value": value,
@@ -57,9 +60,11 @@ def encode_calls(name: str, calls, value: bool = False, serialiser: str = "numbe
     return base64.b64encode(json.dumps(spec).encode()).decode("ascii")
 
 
-# The code each probe cell runs in the student's kernel. It only turns the student's results into data:
-# the student can change anything here (patch json, numpy, display), which changes only the data sent.
-KERNEL_SIDE = r"""
+# The code each probe cell runs in the student's kernel. It only turns the student's results into
+# data: the student can change anything here (patch json, numpy, display), which changes only the
+# data sent. A line that ends in a backslash goes on at the start of the next (the code the kernel
+# gets keeps it whole).
+KERNEL_SIDE = """
 def _cnnbook_probe(spec_b64, mime, max_values=%(max_values)d, max_text=%(max_text)d):
     import base64, json
     import numpy
@@ -68,7 +73,8 @@ def _cnnbook_probe(spec_b64, mime, max_values=%(max_values)d, max_text=%(max_tex
     def decode(value):
         if isinstance(value, dict) and "$array" in value:
             shape, data = value["$array"]
-            return numpy.frombuffer(base64.b64decode(data), dtype=numpy.float64).reshape(shape).copy()
+            return numpy.frombuffer(base64.b64decode(data), \
+dtype=numpy.float64).reshape(shape).copy()
         if isinstance(value, dict) and "$tuple" in value:
             return tuple(decode(v) for v in value["$tuple"])
         if isinstance(value, list):
@@ -96,13 +102,16 @@ def _cnnbook_probe(spec_b64, mime, max_values=%(max_values)d, max_text=%(max_tex
         if array.size > max_values:
             return {"kind": "too_big", "shape": list(array.shape)}
         data = base64.b64encode(numpy.ascontiguousarray(array).tobytes()).decode("ascii")
-        return {"kind": "array", "shape": list(array.shape), "data": data, "type": type_name(result)}
+        return {"kind": "array", "shape": list(array.shape), "data": data, "type": \
+type_name(result)}
 
     def keras_model(model):
         if not hasattr(model, "to_json"):
             return {"kind": "other", "type": type_name(model)}
-        text = json.dumps({"config": model.to_json(), "compile": json.dumps(model.get_compile_config())})
-        return {"kind": "str", "value": text} if len(text) <= max_text else {"kind": "too_big", "shape": [len(text)]}
+        text = json.dumps({"config": model.to_json(), "compile": \
+json.dumps(model.get_compile_config())})
+        return {"kind": "str", "value": text} if len(text) <= max_text else {"kind": "too_big", \
+"shape": [len(text)]}
 
     serialise = {"numbers": numbers, "keras_model": keras_model}[spec["serialiser"]]
     records = []
@@ -119,7 +128,8 @@ def _cnnbook_probe(spec_b64, mime, max_values=%(max_values)d, max_text=%(max_tex
                 result = target(*args, **kwargs)
             records.append(serialise(result))
         except BaseException as error:
-            records.append({"kind": "raised", "type": type(error).__name__, "message": str(error)[:300]})
+            records.append({"kind": "raised", "type": type(error).__name__, "message": \
+str(error)[:300]})
     from IPython.display import display
     display({mime: json.dumps({"results": records})}, raw=True)
 """ % {"max_values": MAX_ARRAY_VALUES, "max_text": MAX_TEXT_CHARS}
@@ -127,7 +137,8 @@ def _cnnbook_probe(spec_b64, mime, max_values=%(max_values)d, max_text=%(max_tex
 
 @dataclass
 class Result:
-    """What one call returned, as the grader read it. ``kind`` is one of :data:`KINDS` or ``malformed``."""
+    """What one call returned, as the grader read it. ``kind`` is one of :data:`KINDS` or
+    ``malformed``."""
 
     kind: str
     value: object = None  # int, float, bool, str, or a float64 numpy array
@@ -196,7 +207,8 @@ def decode_record(record) -> Result:
 
 
 def decode_results(payload, expected: int) -> list[Result] | None:
-    """The records of one probe cell, or None when the payload is not a document of ``expected`` records."""
+    """The records of one probe cell, or None when the payload is not a document of ``expected``
+    records."""
     if not isinstance(payload, str) or len(payload) > MAX_PAYLOAD_CHARS:
         return None
     try:

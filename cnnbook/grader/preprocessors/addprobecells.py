@@ -1,4 +1,5 @@
-"""AddProbeCells: before the submission runs, plan its checks and append the grader's probe cells."""
+"""AddProbeCells: before the submission runs, plan its checks and append the grader's probe
+cells."""
 
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ DEFAULT_CHECKS = {
 
 
 class AddProbeCells(NbGraderPreprocessor):
-    """Load the assignment's trusted checks, draw this submission's inputs, append one probe cell per probe.
+    """Load the assignment's trusted checks, draw this submission's inputs, append one probe cell
+    per probe.
 
-    The probe cells run after every cell of the student's notebook, in the same kernel: they call the
-    student's functions on the grader's inputs and display the results as plain data (see
+    The probe cells run after every cell of the student's notebook, in the same kernel: they call
+    the student's functions on the grader's inputs and display the results as plain data (see
     :mod:`cnnbook.grader.wire`). Expected values stay in the grader's process. Any ``cnnbook``
     metadata a submission brings is removed first, so the grader's cells are known by a token
     drawn for this run.

@@ -7,7 +7,8 @@ from traitlets import Integer
 
 
 class CapOutputBytes(NbGraderPreprocessor):
-    """Cap every text output of a cell to ``max_bytes`` (nbgrader's LimitOutput caps lines, not bytes)."""
+    """Cap every text output of a cell to ``max_bytes`` (nbgrader's LimitOutput caps lines, not
+    bytes)."""
 
     max_bytes = Integer(
         20_000, help="Bytes kept of each text output; the rest is cut with a note."

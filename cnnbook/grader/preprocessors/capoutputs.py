@@ -11,8 +11,8 @@ the graded notebook and its feedback page stay small whatever the student displa
 
 Sizes are counted as the graded notebook or the feedback page spends them, whichever spends more:
 a character that HTML escapes (``<`` is ``&lt;``) counts five bytes, a control character (an ANSI
-escape becomes a ``<span class=...>``) a hundred, a line break thirteen (the notebook stores each line
-as an indented JSON string), and every output a fixed overhead for its markup.
+escape becomes a ``<span class=...>``) a hundred, a line break thirteen (the notebook stores each
+line as an indented JSON string), and every output a fixed overhead for its markup.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def _value_cost(value) -> int:
 
 
 def output_cost(out: dict, exempt: str | None = None) -> int:
-    """What one output (or one output message's content) costs; the ``exempt`` mime type costs nothing."""
+    """What one output (or one output message's content) costs; the ``exempt`` mime type costs
+    nothing."""
     fields = [out.get(key) for key in ("text", "ename", "evalue") if key in out]
     fields += [line for line in out.get("traceback") or () if isinstance(line, str)]
     data = out.get("data") if isinstance(out.get("data"), dict) else {}
@@ -103,7 +104,8 @@ class CellTally:
 
 
 class Budget:
-    """The caps of one notebook: what it still may display, and one note per cell that dropped outputs.
+    """The caps of one notebook: what it still may display, and one note per cell that dropped
+    outputs.
 
     Once an output does not fit the notebook's own caps, the note of the cell where that happened
     counts the drops of every later cell ("from this cell on"), so a notebook of many cells gets one
@@ -132,7 +134,8 @@ class Budget:
         )
 
     def fits_bytes(self, cell: CellTally, grown: int) -> bool:
-        """Whether an output of ``cell`` may grow by ``grown`` bytes (a stream that gets more text)."""
+        """Whether an output of ``cell`` may grow by ``grown`` bytes (a stream that gets more
+        text)."""
         return (
             cell.cost + grown <= self.caps.max_cell_bytes
             and self.cost + grown <= self.caps.max_notebook_bytes
@@ -153,7 +156,8 @@ class Budget:
         cell.__init__()  # back to an empty cell
 
     def drop(self, cell: CellTally, cost: int) -> NotebookNode | None:
-        """Count one dropped output; returns a new note to append to this cell's outputs, if one is due.
+        """Count one dropped output; returns a new note to append to this cell's outputs, if one is
+        due.
 
         Notes cost like outputs: once the notebook cannot afford another, its last note (the one of
         the cell where that happened) counts for every later cell.
@@ -196,8 +200,8 @@ class CapOutputs(CapOutputBytes):
     def cap_output(self, out: dict, exempt: str | None = None) -> None:
         """One output (or an output message's content) within ``max_bytes``, in place.
 
-        Text is cut with a note; any other value over the cap (a cut image would only show as broken)
-        is removed, with a note in its text/plain. The ``exempt`` mime type is left alone.
+        Text is cut with a note; any other value over the cap (a cut image would only show as
+        broken) is removed, with a note in its text/plain. The ``exempt`` mime type is left alone.
         """
         if isinstance(out.get("text"), (str, list)):
             out["text"] = self._cap(out["text"])
@@ -329,7 +333,8 @@ class ArrivalCaps:
         return False
 
     def output(self, deliver, outs: list, msg: dict, display_id, index: int):
-        """Deliver ``msg`` to the cell's outputs through nbclient (``deliver``), or count and drop it."""
+        """Deliver ``msg`` to the cell's outputs through nbclient (``deliver``), or count and drop
+        it."""
         if msg["msg_type"] not in OUTPUT_TYPES:
             return deliver(outs, msg, display_id, index)
         tally = self._tally(outs, index)
@@ -402,10 +407,10 @@ class ArrivalCaps:
 class CappedKernelClient(AsyncKernelClient):
     """A kernel client whose sockets refuse a message larger than ``max_message_bytes``.
 
-    zmq reads the size first and refuses the message before any of it is kept, so the grader's memory
-    never holds it. It takes the refusal as a protocol error and closes that connection for good:
-    everything the kernel sends after it on that channel is lost too, so the later cells show no
-    output and the probes return no result (the student loses those points, never gains any; each
+    zmq reads the size first and refuses the message before any of it is kept, so the grader's
+    memory never holds it. It takes the refusal as a protocol error and closes that connection for
+    good: everything the kernel sends after it on that channel is lost too, so the later cells show
+    no output and the probes return no result (the student loses those points, never gains any; each
     later cell waits nbclient's ``iopub_timeout``). The cap leaves room for a probe payload of
     :data:`cnnbook.grader.wire.MAX_PAYLOAD_CHARS` characters, JSON-escaped once more in the message.
     """

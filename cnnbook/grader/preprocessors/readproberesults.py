@@ -9,10 +9,10 @@ from cnnbook.grader.plan import PLAN_KEY, STOPS_KEY
 
 RESULTS_KEY = "cnnbook_results"
 
-# Errors that SandboxedExecute records when it stops a cell (a student can raise exceptions of the same
-# names, but not in the grader's probe cells' place: these are read from the cells the grader added).
-# Every reason a stopped probe gives starts with these words; SandboxedExecute adds which limit stopped it
-# (resources[STOPS_KEY]), else DETAILS does.
+# Errors that SandboxedExecute records when it stops a cell (a student can raise exceptions of the
+# same names, but not in the grader's probe cells' place: these are read from the cells the grader
+# added). Every reason a stopped probe gives starts with these words; SandboxedExecute adds which
+# limit stopped it (resources[STOPS_KEY]), else DETAILS does.
 STOPPED = {
     "CellTimeoutError": "did not finish within the time limit",
     "DeadKernelError": "killed the kernel (memory or CPU limit, os._exit, or a crash)",
@@ -42,11 +42,13 @@ def _stopped(cell) -> str | None:
 
 
 class ReadProbeResults(NbGraderPreprocessor):
-    """Turn each probe cell's output into :class:`cnnbook.grader.wire.Result` records, then drop the cell.
+    """Turn each probe cell's output into :class:`cnnbook.grader.wire.Result` records, then drop the
+    cell.
 
     Results go to ``resources`` for :class:`TrustedGrades`; a probe without readable data gets the
-    reason instead (timed out, killed the kernel, not run, or sent nothing usable), in SandboxedExecute's
-    words when it stopped the cell. The graded notebook keeps only the student's cells.
+    reason instead (timed out, killed the kernel, not run, or sent nothing usable), in
+    SandboxedExecute's words when it stopped the cell. The graded notebook keeps only the student's
+    cells.
     """
 
     def preprocess(self, nb, resources):
@@ -59,7 +61,8 @@ class ReadProbeResults(NbGraderPreprocessor):
                 if plan.is_probe_cell(cell):
                     probe = by_name[cell.metadata["cnnbook"]["probe"]]
                     # A stopped probe's reason wins over any data: the interrupt that stops it may
-                    # arrive inside the student's function and come back as "raised KeyboardInterrupt".
+                    # arrive inside the student's function and come back as "raised
+                    # KeyboardInterrupt".
                     stopped = stops.get(probe.name) or _stopped(cell)
                     records = (
                         None if stopped else wire.decode_results(_payload(cell), len(probe.calls))

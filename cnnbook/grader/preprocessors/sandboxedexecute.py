@@ -1,4 +1,5 @@
-"""SandboxedExecute: nbgrader's Execute in the sandboxed kernel, where a hung or dead kernel costs one cell."""
+"""SandboxedExecute: nbgrader's Execute in the sandboxed kernel, where a hung or dead kernel costs
+one cell."""
 
 from __future__ import annotations
 
@@ -23,21 +24,22 @@ from cnnbook.grader.preprocessors.readproberesults import DETAILS, STOPPED
 
 
 class SandboxedExecute(Execute):
-    """nbgrader's Execute in the ``cnnbook-sandbox`` kernel; a hung or dead kernel costs its own cell.
+    """nbgrader's Execute in the ``cnnbook-sandbox`` kernel; a hung or dead kernel costs its own
+    cell.
 
     After a cell hangs or kills its kernel, a fresh kernel re-runs the code cells above it (outputs
-    discarded; cells that hung or died, and the grader's probe cells, skipped) and grading goes on with
-    the next cell, so a function that loops forever only costs the checks that call it. After
+    discarded; cells that hung or died, and the grader's probe cells, skipped) and grading goes on
+    with the next cell, so a function that loops forever only costs the checks that call it. After
     ``max_kernel_restarts`` restarts in one notebook, the cells after the next failure are marked as
     not run. Before the first kernel starts, the sandbox is checked: without a usable bubblewrap,
     grading stops with the reason (unless ``require_sandbox`` is off, for trusted submissions only).
 
     Time: each cell may run the assignment's ``CELL_SECONDS`` (its checks module, see
     :class:`cnnbook.grader.plan.Plan`; ``timeout`` when it declares none, or when ``timeout`` is
-    smaller), and the whole notebook its ``NOTEBOOK_SECONDS``, counted from the start of the first kernel:
-    every cell, probe cells, kernel restarts and replays. A cell gets at most the time the notebook has
-    left; once that is used up, the remaining code cells are marked as not run. Why each probe cell was
-    stopped goes to ``resources`` for :class:`ReadProbeResults`, in fixed words.
+    smaller), and the whole notebook its ``NOTEBOOK_SECONDS``, counted from the start of the first
+    kernel: every cell, probe cells, kernel restarts and replays. A cell gets at most the time the
+    notebook has left; once that is used up, the remaining code cells are marked as not run. Why
+    each probe cell was stopped goes to ``resources`` for :class:`ReadProbeResults`, in fixed words.
     """
 
     sandbox_kernel = Unicode(sandbox.KERNEL_NAME, help="Kernel that runs students' code.").tag(
@@ -69,12 +71,13 @@ class SandboxedExecute(Execute):
         "(OMP_NUM_THREADS and the like); 0: no limit. ps3's training in the grader's process gets "
         "the same limit.",
     ).tag(config=True)
-    # How often nbclient looks at the clock while a replayed cell runs (its default, 5 s, would let a replay
-    # overrun the notebook's time by as much).
+    # How often nbclient looks at the clock while a replayed cell runs (its default, 5 s, would let
+    # a replay overrun the notebook's time by as much).
     shell_timeout_interval = Integer(
         1, help="Seconds between checks of a replayed cell's time limit."
     ).tag(config=True)
-    # After a hung cell's kernel is replaced, its output stream never ends: do not fail the notebook.
+    # After a hung cell's kernel is replaced, its output stream never ends: do not fail the
+    # notebook.
     raise_on_iopub_timeout = Bool(False, help="Fail the notebook when output stops arriving.").tag(
         config=True
     )
@@ -111,8 +114,8 @@ class SandboxedExecute(Execute):
     start_new_kernel = run_sync(async_start_new_kernel)
 
     def output(self, outs, msg, display_id, cell_index):
-        # Past the output caps, outputs are counted and dropped as they arrive, not after the cell ran:
-        # a kernel that floods output cannot fill the grader's memory.
+        # Past the output caps, outputs are counted and dropped as they arrive, not after the cell
+        # ran: a kernel that floods output cannot fill the grader's memory.
         return ArrivalCaps.of(self).output(super().output, outs, msg, display_id, cell_index)
 
     async def async_start_new_kernel_client(self):
@@ -140,8 +143,8 @@ class SandboxedExecute(Execute):
         return f"the notebook used all of the {self._notebook_seconds:g} s the grader allows"
 
     def _get_timeout(self, cell):
-        """nbclient's limit for the cell (or message) it waits for: the cell limit, or the time the notebook
-        has left when that is less. Also what the cell's error will say if it times out."""
+        """nbclient's limit for the cell (or message) it waits for: the cell limit, or the time the
+        notebook has left when that is less. Also what the cell's error will say if it times out."""
         limit, left = self._cell_seconds, self._time_left()
         self._cut = left is not None and (limit is None or left < limit)
         if self._cut:
@@ -166,7 +169,8 @@ class SandboxedExecute(Execute):
         )
 
     def _record(self, cell, ename, evalue) -> None:
-        """The error in the cell and, for a probe cell, the reason its probe has no result, in fixed words."""
+        """The error in the cell and, for a probe cell, the reason its probe has no result, in fixed
+        words."""
         self._error(cell, ename, evalue)
         if self._plan is None or not self._plan.is_probe_cell(cell):
             return
@@ -188,8 +192,9 @@ class SandboxedExecute(Execute):
                 self._record(cell, "NotRun", f"not run: {self._stopped}")
             return cell, resources
         if self._failed_cells and self._visible_test(cell):
-            # The points come from the probe cells at the end; a visible test that calls the function
-            # that just hung would hang too, and cost the time the probes of the other functions need.
+            # The points come from the probe cells at the end; a visible test that calls the
+            # function that just hung would hang too, and cost the time the probes of the other
+            # functions need.
             self._error(
                 cell,
                 "Skipped",
@@ -201,8 +206,9 @@ class SandboxedExecute(Execute):
             return super().preprocess_cell(cell, resources, index)
         except (DeadKernelError, CellTimeoutError, ValueError) as exc:
             # The enames are what cnnbook.grade_batch reports as "kernel died" / "cell timed out".
-            # A ValueError comes from jupyter_client reading a message with a bad signature (processes
-            # forked by the student's code write to the kernel's sockets): that kernel is no use either.
+            # A ValueError comes from jupyter_client reading a message with a bad signature
+            # (processes forked by the student's code write to the kernel's sockets): that kernel is
+            # no use either.
             if isinstance(exc, ValueError):
                 name, why = (
                     "DeadKernelError",
@@ -227,7 +233,8 @@ class SandboxedExecute(Execute):
             return cell, resources
 
     def _replace_kernel(self, failed_index, why):
-        """Start a fresh kernel in the state the cells before ``failed_index`` left, or stop grading."""
+        """Start a fresh kernel in the state the cells before ``failed_index`` left, or stop
+        grading."""
         try:
             run_sync(self.km.shutdown_kernel)(now=True)
         except Exception as err:  # noqa: BLE001 - the kernel may be gone already
@@ -285,7 +292,8 @@ class SandboxedExecute(Execute):
         )
 
     def _visible_test(self, cell) -> bool:
-        """A graded test cell of the notebook (not a probe cell): it decides nothing, the probes do."""
+        """A graded test cell of the notebook (not a probe cell): it decides nothing, the probes
+        do."""
         meta = cell.metadata.get("nbgrader", {}) if cell.cell_type == "code" else {}
         return (
             self._plan is not None
@@ -297,8 +305,9 @@ class SandboxedExecute(Execute):
     async def _async_start_fresh_kernel(self):
         """Start a new kernel; None, or the exception of the last of a few tries.
 
-        The processes of the kernel just killed (a fork bomb's, say) count against the sandbox user's
-        process limit until they are gone, so a new kernel may fail to start at first: wait and retry.
+        The processes of the kernel just killed (a fork bomb's, say) count against the sandbox
+        user's process limit until they are gone, so a new kernel may fail to start at first: wait
+        and retry.
         """
         error = None
         for attempt in range(self.fresh_kernel_tries):
@@ -345,7 +354,8 @@ class SandboxedExecute(Execute):
         return None
 
     def _limits(self, plan) -> None:
-        """This notebook's limits: per cell (the smaller of ``timeout`` and the plan's), and its deadline."""
+        """This notebook's limits: per cell (the smaller of ``timeout`` and the plan's), and its
+        deadline."""
         limits = [
             self.timeout if self.timeout and self.timeout > 0 else None,
             plan and plan.cell_seconds,
@@ -363,7 +373,8 @@ class SandboxedExecute(Execute):
         self._plan = plan = resources.get(PLAN_KEY)
         resources[STOPS_KEY] = self._stops = {}
         self._limits(plan)
-        # For the checks that run after this in the grader's process (ps3's trainer, see plan.grader_threads).
+        # For the checks that run after this in the grader's process (ps3's trainer, see
+        # plan.grader_threads).
         os.environ[ENV_THREADS] = str(self.threads)
         self._hidden = sorted({*self.hidden_packages, *(plan.hidden_packages if plan else ())})
         self._kernel = self._kernel_name()

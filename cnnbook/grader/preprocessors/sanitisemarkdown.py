@@ -1,14 +1,16 @@
-"""SanitiseMarkdown: a submission's markdown, raw cells and attachments never run script in a browser.
+"""SanitiseMarkdown: a submission's markdown, raw cells and attachments never run script in a
+browser.
 
 The formgrader and feedback pages render markdown with nbconvert (mistune, raw HTML passed through,
-``javascript:`` links allowed, a ``mermaid`` code block pasted unescaped) and paste raw cells into the
-page as they are: a student's ``<img onerror=...>`` would run in the instructor's browser. Each
+``javascript:`` links allowed, a ``mermaid`` code block pasted unescaped) and paste raw cells into
+the page as they are: a student's ``<img onerror=...>`` would run in the instructor's browser. Each
 markdown cell is rendered as nbconvert renders it and every tag of the HTML checked against an
 allowlist (with bleach's HTML tokenizer, which reads tags as browsers do). A cell that passes is
-kept exactly as written, so ordinary markdown (headings, emphasis, code, math, tables, https links and images, PNG/JPEG
-attachments) is untouched. Otherwise its HTML is cleaned with bleach and its unsafe link targets
-replaced, and if even that does not pass, the cell is shown as plain text in a code block. Raw cells
-are cleaned as HTML. Locked cells (the assignment's own, restored from the gradebook) are kept.
+kept exactly as written, so ordinary markdown (headings, emphasis, code, math, tables, https links
+and images, PNG/JPEG attachments) is untouched. Otherwise its HTML is cleaned with bleach and its
+unsafe link targets replaced, and if even that does not pass, the cell is shown as plain text in a
+code block. Raw cells are cleaned as HTML. Locked cells (the assignment's own, restored from the
+gradebook) are kept.
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif);base64,[a-z0-9+/=]*")
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _TEXT_ALIGN = re.compile(r"\s*text-align\s*:\s*(left|right|center)\s*;?\s*", re.IGNORECASE)
 _BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
-# The classes nbconvert's markdown writes (pygments' short token names, anchor links, task lists), not
-# the page's own (a fixed or hidden layer over the formgrader would be a way to fool the instructor).
+# The classes nbconvert's markdown writes (pygments' short token names, anchor links, task lists),
+# not the page's own (a fixed or hidden layer over the formgrader would be a way to fool the
+# instructor).
 _CLASS = re.compile(
     r"[a-z][a-z0-9]{0,3}|anchor-link|highlight|task-list-item(-checkbox)?|language-[\w+-]{1,30}"
 )
@@ -142,8 +145,8 @@ _DEFANG = (
 
 
 def safe_url(value: str, tag: str = "a", attachments: dict | None = None) -> bool:
-    """Whether a link (``tag`` "a") or image ("img") target may stay: http(s), mailto, relative or an
-    anchor; for images also PNG/JPEG/GIF data and, in markdown, an attachment the cell has."""
+    """Whether a link (``tag`` "a") or image ("img") target may stay: http(s), mailto, relative or
+    an anchor; for images also PNG/JPEG/GIF data and, in markdown, an attachment the cell has."""
     url = re.sub(r"[`\x00-\x20\x7f-\xa0\s\\]+", "", html.unescape(value)).lower()
     url = re.sub(r"[^\x00-\x7f]", "", url)
     url = re.sub(r"^/?files/", "", url)  # nbconvert's strip_files_prefix removes it after rendering
@@ -203,7 +206,8 @@ def unsafe_markup(markup: str) -> list[str]:
 
 
 def _word(text: str) -> str:
-    """A name from the submission, reduced to letters and digits (it goes into a note in markdown)."""
+    """A name from the submission, reduced to letters and digits (it goes into a note in
+    markdown)."""
     return re.sub(r"[^a-z0-9-]", "", str(text).lower())[:20] or "unnamed"
 
 
@@ -298,7 +302,8 @@ def sanitise_markdown(source: str, attachments: dict) -> tuple[str, list[str]]:
         f"*[The grader removed markup that is not allowed here: {', '.join(reasons[:5])}"
         f"{' and more' if len(reasons) > 5 else ''}.]*\n\n"
     )
-    # The cleaning's patterns are not linear in the worst case: a long cell is shown as text at once.
+    # The cleaning's patterns are not linear in the worst case: a long cell is shown as text at
+    # once.
     cleaned = (
         [note + defang(clean_markdown(source, attachments))]
         if len(source) <= MAX_CLEANED_CHARS
@@ -349,7 +354,8 @@ def _template_metadata(cell) -> None:
 
 
 class SanitiseMarkdown(NbGraderPreprocessor):
-    """Make each markdown and raw cell of a submission safe to show in a browser (see the module)."""
+    """Make each markdown and raw cell of a submission safe to show in a browser (see the
+    module)."""
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type not in ("markdown", "raw") or (

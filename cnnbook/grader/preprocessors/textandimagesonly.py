@@ -11,11 +11,12 @@ KEPT_MIME_TYPES = ("text/plain", "image/png", "image/jpeg")
 class TextAndImagesOnly(NbGraderPreprocessor):
     """Outputs keep plain text and PNG/JPEG images only.
 
-    Rich outputs (HTML, JavaScript, SVG, Markdown, LaTeX, widgets) made by a student's code would run
-    script in the instructor's browser (formgrader) and in feedback pages, and the HTML export puts
-    image metadata such as ``width`` unquoted into the page. So the other types are dropped, with a note
-    in the text/plain version of the output; image metadata is cleared; an image larger than
-    ``max_image_bytes`` is dropped too (cut to the output byte cap it would only show as broken).
+    Rich outputs (HTML, JavaScript, SVG, Markdown, LaTeX, widgets) made by a student's code would
+    run script in the instructor's browser (formgrader) and in feedback pages, and the HTML export
+    puts image metadata such as ``width`` unquoted into the page. So the other types are dropped,
+    with a note in the text/plain version of the output; image metadata is cleared; an image larger
+    than ``max_image_bytes`` is dropped too (cut to the output byte cap it would only show as
+    broken).
     """
 
     max_image_bytes = Integer(
