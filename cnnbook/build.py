@@ -128,7 +128,8 @@ _INLINE_SCRIPT = re.compile(r"^[ \t]*<script>(?P<body>[^<]*)</script>\n", re.M)
 
 
 def remove_repeated_inline_scripts() -> int:
-    """Drop the second copy of each inline ``<script>`` in every page; return how many pages changed.
+    """Drop the second copy of each inline ``<script>`` in every page; return how many pages
+    changed.
 
     Sphinx 7.4 writes an inline script that an extension registers after the builder starts twice
     (once as registered, once more when writing begins). sphinx-thebe's is ``const THEBE_JS_URL =
@@ -176,7 +177,8 @@ def remove_matplotlib_font_awesome() -> int:
 
 
 def glued_values(outputs) -> dict:
-    """The values stored with ``myst_nb.glue(name, value)`` among notebook ``outputs``, parsed back to Python.
+    """The values stored with ``myst_nb.glue(name, value)`` among notebook ``outputs``, parsed
+    back to Python.
 
     Used by the page tests and the build benchmark. myst-nb 1.x moves glued outputs out of the
     executed notebook into ``<page>.glue.json``; pass the outputs of either.
@@ -367,7 +369,8 @@ def strip_plumbing(code: str) -> str:
 
 
 def publish_notebooks() -> list[Path]:
-    """Write ``_sources/<page>.ipynb`` for every markdown page of the built site; link it from the page."""
+    """Write ``_sources/<page>.ipynb`` for every markdown page of the built site; link it from
+    the page."""
     import nbformat
 
     written = []
@@ -375,18 +378,21 @@ def publish_notebooks() -> list[Path]:
         source = ROOT / f"{page}.md"
         page_html = HTML / f"{page}.html"
         if not source.is_file() or not page_html.is_file():
-            continue  # an .ipynb page offers itself already; a page the build did not write has no button
+            # an .ipynb page offers itself already; a page the build did not write has no button
+            continue
         target = HTML / "_sources" / f"{page}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(clean_notebook(source), target)
         written.append(target)
         text = page_html.read_text()
         if "btn-download-notebook-button" in text:
-            continue  # the theme linked _sources/<page>.ipynb itself (MyST-NB pages): now the clean one
+            # the theme linked _sources/<page>.ipynb itself (MyST-NB pages): now the clean one
+            continue
         match = _SOURCE_ENTRY.search(text)
         if match is None:
             print(
-                f"warning: {page_html} has no download button for its .md source; not adding the .ipynb",
+                f"warning: {page_html} has no download button for its .md source; "
+                "not adding the .ipynb",
                 file=sys.stderr,
             )
             continue

@@ -130,7 +130,8 @@ class Visit:
         if msg.type == "error":
             self.console_errors.append(f"{msg.text} ({msg.location.get('url')})")
         if msg.type == "error" and self._local(msg.location.get("url", "") or self.site):
-            # an aborted external request logs "Failed to load resource" located at that external url
+            # an aborted external request logs "Failed to load resource" located at that
+            # external url
             self.problems.append(f"console error: {msg.text} ({msg.location.get('url')})")
 
     def _failed(self, request):
@@ -311,7 +312,8 @@ def test_download_button_offers_source_and_clean_notebook(visit, book, page):
     source_link = menu.locator("a.btn-download-source-button")
     source_link.wait_for(state="visible")
     assert source_link.inner_text().strip() == source.suffix
-    # A markdown page offers its notebook beside it; an .ipynb page (an exercise) is its own notebook.
+    # A markdown page offers its notebook beside it; an .ipynb page (an exercise) is its own
+    # notebook.
     notebook_link = (
         menu.locator("a.btn-download-notebook-button") if source.suffix == ".md" else source_link
     )
