@@ -31,8 +31,9 @@ RULE_TAGS = ["wcag2a", "wcag2aa"]
 WRAPPED_PAGES = [
     f"book/{name}.html"
     for name in (
-        "conv-by-hand padding-and-stride many-filters pooling conv2d-layer transposed-convolution"
-        " feature-maps mnist-cnn lenet5 dense-vs-cnn tf1-to-tf2"
+        "why-convolutions conv-by-hand padding-and-stride many-filters pooling conv2d-layer"
+        " receptive-field one-by-one-and-cost transposed-convolution feature-maps"
+        " how-a-network-learns mnist-cnn lenet5 dense-vs-cnn tf1-to-tf2"
     ).split()
 ]
 # Every page of _toc.yml, and the pages the theme adds around them.
