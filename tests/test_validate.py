@@ -78,7 +78,7 @@ CASES = {
 }
 
 
-def test_cells(nb: dict) -> dict[str, str]:
+def visible_test_cells(nb: dict) -> dict[str, str]:
     """{grade_id: the first 50 characters of its docstring}, as validate prints them, per test."""
     return {
         cell["metadata"]["nbgrader"]["grade_id"]: source_text(cell).splitlines()[0][:50]
@@ -114,7 +114,7 @@ def validate(course, path) -> tuple[str, float]:
 def test_validate_names_the_failing_visible_tests_and_never_crashes(ps):
     course = make_course((ps,), prefix="cnnbook-validate-")
     try:
-        tests = test_cells(course.source_notebook(ps, NOTEBOOKS[ps]))
+        tests = visible_test_cells(course.source_notebook(ps, NOTEBOOKS[ps]))
         for student, (work, failing) in CASES[ps].items():
             path = course.root / "students" / student / f"{NOTEBOOKS[ps]}.ipynb"
             path.parent.mkdir(parents=True)
