@@ -3,10 +3,10 @@ one-line errors, and files written whole (a temporary file renamed into place)."
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cnnbook.batch.files import write_file
 
 
 class LmsError(Exception):
@@ -55,14 +55,5 @@ def load_course(root: Path) -> Course:
 
 
 def write_whole(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder: a reader, or a
-    crash, never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to ``path`` whole or not at all (the batch runner's writer)."""
+    write_file(path, data)
