@@ -1,4 +1,5 @@
-"""Shared fixtures: the built book (built once per test session) and the values its pages glue."""
+"""Shared fixtures: the built book (built once per test session), the values its pages glue, a
+headless browser and a PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import pytest
+from helpers import CHROMIUM, CHROMIUM_ARGS
 
 from cnnbook import build as book_build
 
@@ -90,6 +92,25 @@ def glued(book, request) -> dict:
     values = book.glued(page)
     assert values, f"book/{page}.md glued no values"
     return values
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for the tests of one module (module scope: while Playwright's sync API is
+    open, its event loop is the thread's running loop, which the other tests must not inherit)."""
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"Chromium not found at {CHROMIUM}: "
+            "run scripts/install-system-packages.sh (or set CNNBOOK_CHROMIUM)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture(scope="session")

@@ -325,11 +325,15 @@ def with_mistake(
     return course.submission(assignment, notebook, {wanted: body.replace(old, new, 1)}, honest=True)
 
 
-# Debian's Chromium (scripts/install-system-packages.sh), as tests/test_site_browser.py launches it.
+# Debian's Chromium (scripts/install-system-packages.sh); CNNBOOK_CHROMIUM points elsewhere. The
+# conftest's ``browser`` fixture launches it; nothing it does may reach the network.
 CHROMIUM = Path(os.environ.get("CNNBOOK_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-quic",
     "--no-first-run",
     "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]

@@ -18,8 +18,6 @@ from pathlib import Path
 
 import pytest
 from helpers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ROOT,
     grade_id,
     html_text,
@@ -310,23 +308,9 @@ LAYOUT = """() => {
 }"""
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (scripts/install-system-packages.sh)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
-
-
-def open_page(chromium, path: Path, width: int):
+def open_page(browser, path: Path, width: int):
     """The page at this window width; nothing outside the file is fetched (MathJax's CDN is not)."""
-    context = chromium.new_context(viewport={"width": width, "height": 900})
+    context = browser.new_context(viewport={"width": width, "height": 900})
     context.route(
         "**/*",
         lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort(),
@@ -338,13 +322,13 @@ def open_page(chromium, path: Path, width: int):
 
 @pytest.mark.slow
 @pytest.mark.browser
-def test_feedback_page_wraps_long_lines_from_360_to_1280_px(course, chromium):
+def test_feedback_page_wraps_long_lines_from_360_to_1280_px(course, browser):
     assignment = "ps1-convolution"
     path = course.feedback_dir / PAGE_STUDENT / assignment / f"{ASSIGNMENTS[assignment]}.html"
     names = [name for _, name, *_ in score_rows(path.read_text(encoding="utf-8"))]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width in (360, 390, 1280):
-        context, page = open_page(chromium, path, width)
+        context, page = open_page(browser, path, width)
         try:
             if width != 360:
                 shot = SCREENSHOTS / f"feedback-{assignment}-{width}px"

@@ -1,6 +1,6 @@
 """nbgrader's formgrader as the instructor's page documents it: ``python -m cnnbook.lms formgrader``
 as a normal user (never root), on 127.0.0.1, a free port, opened in the site tests' browser
-(Playwright with Debian's Chromium, as tests/test_site_browser.py launches it), a score overridden
+(Playwright with Debian's Chromium, the conftest's `browser` fixture), a score overridden
 on its manual grading page, then stopped.
 
 As root, the test runs the command as ``nobody`` in a bubblewrap mount namespace that shows the
@@ -30,8 +30,6 @@ from tiny_course import CHECKS, SOLUTION, source_notebook
 from cnnbook import sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path(os.environ.get("CNNBOOK_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 NOBODY = 65534
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -136,11 +134,8 @@ def test_formgrader_refuses_root_in_one_line(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_formgrader_manual_grading_page_in_the_browser(course):
-    if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}: run scripts/install-system-packages.sh")
+def test_formgrader_manual_grading_page_in_the_browser(course, browser):
     from nbgrader.api import Gradebook
-    from playwright.sync_api import sync_playwright
 
     (course / ".home").mkdir()
     if os.geteuid() == 0:
@@ -165,23 +160,19 @@ def test_formgrader_manual_grading_page_in_the_browser(course):
         wait_for(f"{base}/formgrader/?token={token}")
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
             submission_id = gb.find_submission_notebook("tiny", "tiny", "kim").id
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-            )
-            page = browser.new_page()
-            page.goto(f"{base}/formgrader/manage_assignments?token={token}")
-            page.wait_for_selector("td.name >> text=tiny")  # the assignment's row
-            assert page.locator("#warning-exchange").count() == 0  # the exchange warning
-            page.goto(f"{base}/formgrader/submissions/{submission_id}/?token={token}")
-            assert page.title() == "tiny"
-            score = page.locator("input.score#test_double")
-            page.wait_for_function("document.querySelector('#test_double').placeholder !== ''")
-            assert score.get_attribute("placeholder") == "2"  # the autograded score, in grey
-            score.fill("1.5")
-            score.press("Tab")  # the formgrader saves when the box loses focus
-            assert manual_score(course, within=20) == 1.5  # the instructor's override, saved
-            browser.close()
+        page = browser.new_page()
+        page.goto(f"{base}/formgrader/manage_assignments?token={token}")
+        page.wait_for_selector("td.name >> text=tiny")  # the assignment's row
+        assert page.locator("#warning-exchange").count() == 0  # the exchange warning
+        page.goto(f"{base}/formgrader/submissions/{submission_id}/?token={token}")
+        assert page.title() == "tiny"
+        score = page.locator("input.score#test_double")
+        page.wait_for_function("document.querySelector('#test_double').placeholder !== ''")
+        assert score.get_attribute("placeholder") == "2"  # the autograded score, in grey
+        score.fill("1.5")
+        score.press("Tab")  # the formgrader saves when the box loses focus
+        assert manual_score(course, within=20) == 1.5  # the instructor's override, saved
+        page.close()
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
