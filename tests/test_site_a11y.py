@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
 import pytest
-from helpers import CHROMIUM, CHROMIUM_ARGS
 
 from cnnbook.build import toc_files
 
@@ -57,11 +56,14 @@ _RUN_AXE = """async (tags) => {
 }"""
 
 
-# The longest line of each visible code-cell box wider than its box (one that scrolls sideways).
-_OVERFLOWING_CODE = """() => [...document.querySelectorAll('article div.cell_input pre')]
+# The longest line of each code-cell box wider than its box (one that scrolls sideways), once every
+# collapsed cell (hide-input) and answer is opened as a reader would open it.
+_OVERFLOWING_CODE = """() => {
+    document.querySelectorAll('article details').forEach(d => { d.open = true; });
+    return [...document.querySelectorAll('article div.cell_input pre')]
     .filter(pre => pre.checkVisibility() && pre.scrollWidth > pre.clientWidth + 1)
-    .map(pre => pre.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), ''))
-"""
+    .map(pre => pre.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), ''));
+}"""
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -84,22 +86,11 @@ def site(book):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"Chromium not found at {CHROMIUM}: "
-            "run scripts/install-system-packages.sh (or set CNNBOOK_CHROMIUM)"
-        )
+def browser(browser):
+    """The shared browser, once axe-core is known to be installed."""
     if not AXE.is_file():
         pytest.fail(f"{AXE} is missing: run `npm install` (package.json pins axe-core)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
+    return browser
 
 
 def describe(violation: dict) -> str:
