@@ -25,8 +25,8 @@ from cnnbook.build import toc_files
 ROOT = Path(__file__).resolve().parent.parent
 AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 RULE_TAGS = ["wcag2a", "wcag2aa"]
-# Chapter pages whose visible code lines are wrapped at 88 characters, which must fit their code
-# box (book/_static/a11y.css sizes the boxes) at a 1280 px wide window.
+# Chapter pages whose code lines (shown or collapsed) are wrapped at 88 characters, which must fit
+# their code box (book/_static/a11y.css sizes the boxes) at a 1280 px wide window.
 WRAPPED_PAGES = [
     f"book/{name}.html"
     for name in (
