@@ -586,14 +586,16 @@ class _Reruns:
         recorded: it keeps what it recorded, and the next run grades only the rest."""
         root, students = self.root, self.students
         graded = read_state(root, TINY)
+        # Each task sleeps 3 s: after the first result, the batch runs at least 9 s more, time
+        # enough for the signal on a loaded machine.
         for student in students:
-            submit(root, student, sleepy(root, WRONG, 1))
-        code = self.interrupt_after_the_first_result(graded, log)
+            submit(root, student, sleepy(root, WRONG, 3))
+        code, when = self.interrupt_after_the_first_result(graded, log)
         said = log.read_text()
         state = read_state(root, TINY)
         kept = sorted(s for s in students if state[s]["hash"] != graded[s]["hash"])
-        print(f"\ninterrupted (exit code {code}) with {kept} recorded:\n{said[-1500:]}")
-        assert code == 130 and 1 <= len(kept) < len(students), said[-3000:]
+        print(f"\ninterrupted (exit code {code}, {when}) with {kept} recorded:\n{said[-1500:]}")
+        assert code == 130 and 1 <= len(kept) < len(students), f"{when}\n{said[-3000:]}"
         assert (
             "interrupted: every result that arrived is recorded" in said and "Traceback" not in said
         ), said
@@ -609,9 +611,11 @@ class _Reruns:
         scores = {s: v[0] for s, v in tiny_gradebook(root).items()}
         assert scores == dict.fromkeys(students, 0.0)
 
-    def interrupt_after_the_first_result(self, graded: dict, log: Path) -> int:
-        """Start the batch, send it SIGINT once state.json has a new result; its exit code."""
+    def interrupt_after_the_first_result(self, graded: dict, log: Path) -> tuple[int, str]:
+        """Start the batch, send it SIGINT once state.json has a new result; its exit code, and
+        when the signal went (to tell a late signal from an ignored one)."""
         root = self.root
+        start = time.monotonic()
         client = start_batch(root, TINY, "--scheduler", self.address, log=log)
         try:
             wait_until(
@@ -623,8 +627,12 @@ class _Reruns:
                 180,
                 "the first new result in state.json",
             )
+            running = client.poll() is None
             client.send_signal(signal.SIGINT)
-            return client.wait(60)
+            when = (
+                f"SIGINT {time.monotonic() - start:.1f} s after the start, batch running: {running}"
+            )
+            return client.wait(60), when
         finally:
             stop(client)
 
