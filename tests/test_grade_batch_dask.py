@@ -179,7 +179,8 @@ def remove_grading_folder(folder: Path) -> None:
 
 def start_batch(root: Path, assignment: str, *args: str, log: Path) -> subprocess.Popen:
     """``python -m cnnbook.grade_batch`` in the background, its output into ``log`` (a pipe could
-    fill)."""
+    fill), with Ctrl-C's default action as in a terminal: a test run started in the background by
+    a script inherits SIGINT ignored, and would pass that on to the batch."""
     with open(log, "w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "cnnbook.grade_batch", assignment, "--course", str(root), *args],
@@ -187,6 +188,7 @@ def start_batch(root: Path, assignment: str, *args: str, log: Path) -> subproces
             env=_env(),
             stdout=out,
             stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
 
 
@@ -586,10 +588,8 @@ class _Reruns:
         recorded: it keeps what it recorded, and the next run grades only the rest."""
         root, students = self.root, self.students
         graded = read_state(root, TINY)
-        # Each task sleeps 3 s: after the first result, the batch runs at least 9 s more, time
-        # enough for the signal on a loaded machine.
         for student in students:
-            submit(root, student, sleepy(root, WRONG, 3))
+            submit(root, student, sleepy(root, WRONG, 1))
         code, when = self.interrupt_after_the_first_result(graded, log)
         said = log.read_text()
         state = read_state(root, TINY)
