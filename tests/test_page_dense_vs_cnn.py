@@ -142,6 +142,19 @@ def test_the_recorded_alternatives_support_the_choices(glued):
     assert abs(glued["improved_val_accuracy"] - r["two_block_6_epochs"]) <= 0.001
 
 
+SEED_002 = ROOT.parent / "shared" / "seeds" / "002_ef5f3a303fd23791.txt"
+
+
+def test_seed_002_figures_on_the_page_are_the_seeds(book):
+    """The page sets its test accuracies beside seed 002's printed ones (its evaluate lines)."""
+    printed = SEED_002.read_text()
+    text = (book.html / "book" / f"{PAGE}.html").read_text()
+    for figure in ("0.8505", "0.8707"):
+        assert f"accuracy: {figure}" in printed, figure
+        assert figure in text, figure
+    assert f"{0.8707 - 0.8505:+.4f}" in text
+
+
 def test_page_shows_the_numbers(book, glued):
     # The built web page, not book.text(): on a warm rebuild the executed notebooks that
     # jupyter-cache serves are written to jupyter_execute/ without their outputs.
